@@ -1,0 +1,87 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Configuration options of the sparse_rbd_import plugin."""
+
+from oslo_config import cfg
+from oslo_utils import units
+
+GROUP = 'sparse_rbd_import'
+
+sparse_rbd_import_opts = [
+    cfg.IntOpt('request_size',
+               default=4 * units.Mi,
+               min=64 * units.Ki,
+               max=64 * units.Mi,
+               help="""
+Largest read request, in bytes, sent to the staged image, and largest write
+sent to Ceph. Data extents are split into requests of at most this size.
+"""),
+    cfg.IntOpt('requests_in_flight',
+               default=8,
+               min=1,
+               max=64,
+               help="""
+Read requests kept in flight against qemu-nbd. More than one lets qemu
+decompress compressed qcow2 clusters on several threads. Together with
+``request_size`` and ``writes_in_flight`` this bounds the memory one import
+uses, whatever the image size.
+"""),
+    cfg.IntOpt('writes_in_flight',
+               default=16,
+               min=1,
+               max=256,
+               help="""
+Asynchronous RBD writes kept in flight per target store.
+"""),
+    cfg.IntOpt('zero_block_size',
+               default=64 * units.Ki,
+               min=4 * units.Ki,
+               help="""
+Granularity, in bytes, of zero detection inside allocated extents. Blocks of
+this size that hold only zeros are not written to Ceph (they still count in
+the checksums). Must divide ``request_size``.
+"""),
+    cfg.IntOpt('max_virtual_size',
+               default=0,
+               min=0,
+               help="""
+Largest virtual size, in bytes, an imported image may have. 0 means Glance's
+``image_size_cap``, which stock Glance applies to the converted raw image.
+"""),
+    cfg.IntOpt('qemu_address_space_limit',
+               default=2048,
+               min=256,
+               help="""
+Address space limit, in MiB, for the qemu-nbd process that reads non-raw
+staged images. qemu runs under process limits because the staged file is
+untrusted input.
+"""),
+    cfg.IntOpt('ceph_op_timeout',
+               default=120,
+               min=0,
+               help="""
+Timeout, in seconds, for Ceph monitor and OSD operations and for connecting,
+used for a target store whose ``rados_connect_timeout`` is unset (-1). A full
+or unreachable cluster blocks writes instead of failing them; this bound turns
+that into a clean import failure. 0 disables the bound.
+"""),
+]
+
+
+def register_opts(conf):
+    conf.register_opts(sparse_rbd_import_opts, group=GROUP)
+
+
+def list_opts():
+    """Options for oslo-config-generator."""
+    return [(GROUP, sparse_rbd_import_opts)]
