@@ -1,0 +1,223 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""An RBD image written the way glance_store's RBD driver lays it out.
+
+Same name (the image id), pool, order (from ``rbd_store_chunk_size``),
+features (``rbd_default_features`` of the cluster's configuration, layering
+when unset) and protected ``snap`` snapshot, so Nova and Cinder clone it as
+they clone any Glance image. Writes go through librbd's asynchronous API
+with a bounded number in flight.
+"""
+
+import math
+import threading
+import urllib.parse
+
+from oslo_log import log as logging
+
+from glance_sparse_import import errors
+
+try:
+    import rados
+    import rbd
+except ImportError:  # pragma: no cover - checked when a store is used
+    rados = rbd = None
+
+LOG = logging.getLogger(__name__)
+
+SNAPSHOT = 'snap'
+
+
+def location_url(fsid, pool, image_name, snapshot=SNAPSHOT):
+    """The location URL glance_store records for an RBD image."""
+    parts = (fsid, pool, image_name, snapshot)
+    return 'rbd://%s/%s/%s/%s' % tuple(urllib.parse.quote(p, '')
+                                       for p in parts)
+
+
+class RbdTarget(object):
+    """Write one image into one RBD store.
+
+    ``store`` is a ``stores.RbdStore``. Call ``open`` (creates the image),
+    ``write`` any number of times, then ``finish`` (snapshot and protect).
+    ``remove`` deletes whatever was created; it is safe at any point and
+    more than once.
+    """
+
+    def __init__(self, store, image_name, size, writes_in_flight=16,
+                 op_timeout=0):
+        self.store = store
+        self.image_name = str(image_name)
+        self.size = size
+        self.fsid = None
+        self.bytes_written = 0
+        self._timeout = op_timeout
+        self._slots = threading.BoundedSemaphore(writes_in_flight)
+        self._depth = writes_in_flight
+        self._error = None
+        self._client = None
+        self._ioctx = None
+        self._image = None
+        self._created = False
+
+    @property
+    def name(self):
+        return self.store.name
+
+    @property
+    def url(self):
+        return location_url(self.fsid, self.store.pool, self.image_name)
+
+    def _fail(self, message, exc=None):
+        LOG.error('Store %(store)s: %(msg)s%(exc)s',
+                  {'store': self.name, 'msg': message,
+                   'exc': ': %s' % exc if exc else ''})
+        raise errors.StoreError('store %s: %s' % (self.name, message))
+
+    def _connect(self):
+        if rados is None:
+            self._fail('the rados and rbd Python bindings are not installed')
+        client = rados.Rados(conffile=self.store.conf_file,
+                             rados_id=self.store.user)
+        if self._timeout:
+            for option in ('rados_osd_op_timeout', 'rados_mon_op_timeout',
+                           'client_mount_timeout'):
+                client.conf_set(option, str(self._timeout))
+        try:
+            client.connect(timeout=self._timeout or 0)
+        except Exception as e:
+            client.shutdown()
+            self._fail('cannot connect to the Ceph cluster', e)
+        return client
+
+    def _features(self):
+        features = self._client.conf_get('rbd_default_features')
+        if features is None or int(features) == 0:
+            return rbd.RBD_FEATURE_LAYERING
+        return int(features)
+
+    def open(self):
+        """Connect and create the (empty, thin) RBD image."""
+        self._client = self._connect()
+        try:
+            self.fsid = self._client.get_fsid()
+            self._ioctx = self._client.open_ioctx(self.store.pool)
+            order = int(math.log(self.store.chunk_size, 2))
+            rbd.RBD().create(self._ioctx, self.image_name, self.size, order,
+                             old_format=False, features=self._features())
+            self._created = True
+            self._image = rbd.Image(self._ioctx, self.image_name)
+        except rbd.ImageExists:
+            self._close()
+            self._fail('an RBD image named %s already exists in pool %s'
+                       % (self.image_name, self.store.pool))
+        except errors.StoreError:
+            raise
+        except Exception as e:
+            self.remove()
+            self._fail('cannot create the RBD image', e)
+        LOG.debug('Created RBD image %(name)s in store %(store)s, pool '
+                  '%(pool)s, order %(order)d',
+                  {'name': self.image_name, 'store': self.name,
+                   'pool': self.store.pool, 'order': order})
+
+    def _completed(self, completion):
+        ret = completion.get_return_value()
+        if ret < 0 and self._error is None:
+            self._error = ret
+        self._slots.release()
+
+    def _check(self):
+        if self._error is not None:
+            self._fail('write failed (error %d)' % -self._error)
+
+    def write(self, offset, data):
+        """Queue a write of ``data`` (bytes) at ``offset``."""
+        self._check()
+        self._slots.acquire()
+        try:
+            self._image.aio_write(data, offset, self._completed)
+        except Exception as e:
+            self._slots.release()
+            self._fail('write failed', e)
+        self.bytes_written += len(data)
+
+    def _drain(self):
+        for _ in range(self._depth):
+            self._slots.acquire()
+        for _ in range(self._depth):
+            self._slots.release()
+
+    def finish(self):
+        """Wait for the writes, then snapshot and protect like glance_store.
+        """
+        self._drain()
+        self._check()
+        try:
+            self._image.flush()
+            self._image.create_snap(SNAPSHOT)
+            self._image.protect_snap(SNAPSHOT)
+        except Exception as e:
+            self._fail('cannot snapshot the RBD image', e)
+        finally:
+            self._close()
+
+    def _close(self):
+        image, self._image = self._image, None
+        ioctx, self._ioctx = self._ioctx, None
+        client, self._client = self._client, None
+        try:
+            if image is not None:
+                self._drain()
+                image.close()
+        finally:
+            if ioctx is not None:
+                ioctx.close()
+            if client is not None:
+                client.shutdown()
+
+    def remove(self):
+        """Delete the RBD image and its snapshot, if this target made them.
+        """
+        try:
+            self._close()
+        except Exception as e:
+            LOG.warning('Store %(store)s: error closing image %(name)s: '
+                        '%(exc)s', {'store': self.name,
+                                    'name': self.image_name, 'exc': e})
+        if not self._created:
+            return
+        client = self._connect()
+        try:
+            with client.open_ioctx(self.store.pool) as ioctx:
+                remove_image(ioctx, self.image_name)
+            self._created = False
+        finally:
+            client.shutdown()
+        LOG.info('Removed RBD image %(name)s from store %(store)s',
+                 {'name': self.image_name, 'store': self.name})
+
+
+def remove_image(ioctx, image_name):
+    """Unprotect and remove ``snap`` if present, then remove the image."""
+    try:
+        with rbd.Image(ioctx, image_name) as image:
+            for snap in list(image.list_snaps()):
+                if snap['name'] != SNAPSHOT:
+                    continue
+                if image.is_protected_snap(SNAPSHOT):
+                    image.unprotect_snap(SNAPSHOT)
+                image.remove_snap(SNAPSHOT)
+        rbd.RBD().remove(ioctx, image_name)
+    except rbd.ImageNotFound:
+        pass
