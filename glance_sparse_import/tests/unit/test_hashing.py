@@ -1,0 +1,55 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+import hashlib
+import os
+
+from glance_sparse_import import hashing
+
+
+def _expected(parts, algorithm):
+    h = hashlib.new(algorithm)
+    for part in parts:
+        h.update(bytes(part) if isinstance(part, int) else part)
+    return h.hexdigest()
+
+
+def test_zero_runs_and_data_hash_like_one_stream():
+    # Zero runs longer than, equal to and shorter than the zero buffer.
+    parts = [os.urandom(1000), 3 * 4 * 1024 * 1024 + 17, b'x' * 65536,
+             4 * 1024 * 1024, 1, os.urandom(7)]
+    hasher = hashing.ParallelHasher(['md5', 'sha512'], depth=2)
+    for part in parts:
+        if isinstance(part, int):
+            hasher.update_zeros(part)
+        else:
+            hasher.update(part)
+    md5, sha512 = hasher.hexdigests()
+    assert md5 == _expected(parts, 'md5')
+    assert sha512 == _expected(parts, 'sha512')
+    assert hasher.bytes_hashed == sum(
+        p if isinstance(p, int) else len(p) for p in parts)
+
+
+def test_other_multihash_algorithm():
+    hasher = hashing.ParallelHasher(['md5', 'sha256'])
+    hasher.update(b'abc')
+    hasher.update_zeros(0)
+    assert hasher.hexdigests() == [hashlib.md5(b'abc').hexdigest(),
+                                   hashlib.sha256(b'abc').hexdigest()]
+
+
+def test_close_without_result_stops_threads():
+    hasher = hashing.ParallelHasher(['md5', 'sha512'], depth=1)
+    hasher.update(b'a' * 10)
+    hasher.close()
+    assert all(not w._thread.is_alive() for w in hasher._workers)
