@@ -26,8 +26,10 @@ LOG = logging.getLogger(__name__)
 
 
 class CopyStats(object):
-    """Byte counts of one copy, in bytes; ``written`` counts each byte once
-    however many targets received it."""
+    """Byte counts of one copy.
+
+    ``written`` counts each byte once, however many targets received it.
+    """
 
     def __init__(self, virtual_size):
         self.virtual_size = virtual_size
@@ -89,8 +91,8 @@ def copy_image(source, targets, hasher, zero_block_size,
                 active.remove(target)
                 failed[target] = e
         if not active:
-            raise errors.StoreError('every target store failed: %s' % '; '.join(
-                str(e) for e in failed.values()))
+            raise errors.StoreError('every target store failed: %s' %
+                                    '; '.join(str(e) for e in failed.values()))
         stats.written += len(data)
 
     for chunk in source.chunks():

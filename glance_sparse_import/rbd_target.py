@@ -159,8 +159,7 @@ class RbdTarget(object):
             self._slots.release()
 
     def finish(self):
-        """Wait for the writes, then snapshot and protect like glance_store.
-        """
+        """Wait for the writes, then snapshot and protect the image."""
         self._drain()
         self._check()
         try:
@@ -187,8 +186,7 @@ class RbdTarget(object):
                 client.shutdown()
 
     def remove(self):
-        """Delete the RBD image and its snapshot, if this target made them.
-        """
+        """Delete the RBD image and its snapshot, if this target made them."""
         try:
             self._close()
         except Exception as e:

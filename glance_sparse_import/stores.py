@@ -33,12 +33,11 @@ RbdStore.__doc__ = """One RBD store; ``name`` is None for single-store Glance.
 
 
 def _from_store(name, store):
-    return RbdStore(name=name,
-                    pool=str(store.pool),
-                    user=str(store.user),
+    timeout = int(store.store_conf.rados_connect_timeout)
+    return RbdStore(name=name, pool=str(store.pool), user=str(store.user),
                     conf_file=str(store.conf_file),
                     chunk_size=int(store.chunk_size),
-                    connect_timeout=int(store.store_conf.rados_connect_timeout))
+                    connect_timeout=timeout)
 
 
 def rbd_store(name):
