@@ -25,10 +25,13 @@ import argparse
 import json
 import shutil
 import sys
+import traceback
 import uuid
 
+import glance.async_
 import glance_store
 from oslo_config import cfg
+from oslo_log import log as logging
 
 CONF = cfg.CONF
 
@@ -38,8 +41,11 @@ def _setup(config_files):
     from glance.common import wsgi_app
 
     config.set_config_defaults()
+    # As under uWSGI: native threads, not eventlet.
+    glance.async_.set_threadpool_model('native')
     CONF([], project='glance', prog='glance-api',
          default_config_files=config_files)
+    logging.setup(CONF, 'glance')
     reserved = wsgi_app.RESERVED_STORES
     if CONF.enabled_backends:
         glance_store.register_store_opts(CONF, reserved_stores=reserved)
@@ -112,7 +118,13 @@ def run(args):
     task_repo.add(task)
     # Round-trip the input through the database, as the API worker does.
     task = task_repo.get(task.task_id)
-    task.run(gateway.get_task_executor_factory(ctx).new_task_executor(ctx))
+    executor = gateway.get_task_executor_factory(ctx).new_task_executor(ctx)
+    try:
+        task.run(executor)
+    except Exception:
+        # The API worker's pool thread only logs this too; the outcome is
+        # in the task and the image.
+        traceback.print_exc()
 
     task = task_repo.get(task.task_id)
     image = image_repo.get(image.image_id)

@@ -1,0 +1,254 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""sparse_rbd_import in Glance's real import flow, against real Ceph.
+
+Each import runs the installed ``api_image_import.get_flow`` with the
+plugins named in glance-image-import.conf, through Glance's taskflow
+executor, exactly as the API worker does after ``POST .../import``.
+"""
+
+import filecmp
+import hashlib
+import os
+import uuid
+
+import pytest
+
+from glance_sparse_import.tests.functional import glance_flow
+from glance_sparse_import.tests.testbed import procs
+
+MiB = 1024 ** 2
+VIRTUAL = 256 * MiB
+DATA = 40 * MiB
+
+
+def _digests(path):
+    md5, sha512 = hashlib.md5(), hashlib.sha512()
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(4 * MiB), b''):
+            md5.update(block)
+            sha512.update(block)
+    return md5.hexdigest(), sha512.hexdigest()
+
+
+def _raw_of(path, fmt, workdir):
+    raw = os.path.join(workdir, os.path.basename(path) + '.expected.raw')
+    if fmt in ('raw', 'iso'):
+        return path
+    if not os.path.exists(raw):
+        procs.run(['qemu-img', 'convert', '-f', fmt, '-O', 'raw', path,
+                   raw], timeout=300)
+    return raw
+
+
+@pytest.fixture
+def flow_factory(scratch_dir):
+    made = []
+
+    def factory(stores, default_store=None, **kwargs):
+        kwargs.setdefault('plugins', ['sparse_rbd_import'])
+        flow = glance_flow.GlanceFlow(
+            os.path.join(scratch_dir, 'glance%d' % len(made)), stores,
+            default_store, **kwargs)
+        made.append(flow)
+        return flow
+    return factory
+
+
+@pytest.fixture
+def pool_guard(ceph_cluster):
+    """Fail on RBD images left behind; remove them for the next test."""
+    before = set(ceph_cluster.rbd_images())
+    created = []
+    yield created
+    left = set(ceph_cluster.rbd_images()) - before
+    for name in left:
+        ceph_cluster.purge_image(name)
+    assert left <= set(created), 'left in the pool: %s' % (left - set(created))
+
+
+def _check_active(result, cluster, source, fmt, workdir, store='ceph',
+                  disk_format='raw'):
+    image, task = result['image'], result['task']
+    assert task['status'] == 'success', (task, result['stderr'][-3000:])
+    assert image['status'] == 'active'
+    raw = _raw_of(source, fmt, workdir)
+    md5, sha512 = _digests(raw)
+    assert image['checksum'] == md5
+    assert image['os_hash_algo'] == 'sha512'
+    assert image['os_hash_value'] == sha512
+    assert image['size'] == os.path.getsize(raw)
+    assert image['virtual_size'] == os.path.getsize(raw)
+    assert image['disk_format'] == disk_format
+    url = 'rbd://%s/images/%s/snap' % (cluster.fsid, image['id'])
+    expected_meta = {'store': store} if store else {}
+    assert {'url': url, 'metadata': expected_meta} in image['locations']
+    props = image['extra_properties']
+    assert props.get('os_glance_importing_to_stores', '') == ''
+    assert props.get('os_glance_failed_import', '') == ''
+    assert 'os_glance_import_task' not in props
+
+    snaps = cluster.rbd('snap', 'ls', '--format', 'json',
+                        'images/%s' % image['id'])
+    assert '"name":"snap"' in snaps.replace(' ', '')
+    assert '"protected":"true"' in snaps.replace(' ', '')
+    exported = os.path.join(workdir, image['id'] + '.export')
+    cluster.rbd('export', '--no-progress', 'images/%s@snap' % image['id'],
+                exported)
+    assert filecmp.cmp(exported, raw, shallow=False)
+    os.unlink(exported)
+    used = cluster.rbd_used_bytes(image['id'], snap='snap')
+    assert used <= _objects_with_data(raw, 8 * MiB)
+    return used
+
+
+def _objects_with_data(path, object_size):
+    """Bytes of the RBD objects that hold some of ``path``'s data.
+
+    ``rbd diff`` counts whole objects once fast-diff is on, so this, not the
+    allocated bytes, bounds what an import may leave in the pool.
+    """
+    objects = set()
+    with open(path, 'rb') as f:
+        fd, end, pos = f.fileno(), os.fstat(f.fileno()).st_size, 0
+        while pos < end:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            stop = os.lseek(fd, start, os.SEEK_HOLE)
+            objects.update(range(start // object_size,
+                                 (stop - 1) // object_size + 1))
+            pos = stop
+    return len(objects) * object_size
+
+
+@pytest.mark.parametrize('fmt,kind', [
+    ('qcow2', 'plain'), ('qcow2', 'compressed'), ('raw', None),
+    ('vmdk', 'streamOptimized'), ('vmdk', 'monolithicSparse')])
+def test_import_formats(flow_factory, ceph_cluster, image_builder,
+                        scratch_dir, pool_guard, fmt, kind):
+    if fmt == 'qcow2':
+        source = image_builder.qcow2(VIRTUAL, DATA,
+                                     compressed=kind == 'compressed')
+    elif fmt == 'vmdk':
+        source = image_builder.vmdk(VIRTUAL, DATA, subformat=kind)
+    else:
+        source = image_builder.ext4_raw(VIRTUAL, DATA)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph')
+    result = flow.run_import(fmt, file=source, stores=['ceph'])
+    pool_guard.append(result['image']['id'])
+    used = _check_active(result, ceph_cluster, source, fmt, scratch_dir)
+    assert used < VIRTUAL / 2
+    assert os.listdir(flow.staging_dir) == []
+    assert 'imported sparse to ceph' in flow.log()
+
+
+def test_iso_stays_iso(flow_factory, ceph_cluster, image_builder,
+                       scratch_dir, pool_guard):
+    source = image_builder.iso(8 * MiB)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph')
+    result = flow.run_import('iso', file=source, stores=['ceph'])
+    pool_guard.append(result['image']['id'])
+    _check_active(result, ceph_cluster, source, 'iso', scratch_dir,
+                  disk_format='iso')
+
+
+def test_single_store_glance(flow_factory, ceph_cluster, image_builder,
+                             scratch_dir, pool_guard):
+    source = image_builder.qcow2(VIRTUAL, DATA)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph', multistore=False)
+    result = flow.run_import('qcow2', file=source)
+    pool_guard.append(result['image']['id'])
+    _check_active(result, ceph_cluster, source, 'qcow2', scratch_dir,
+                  store=None)
+
+
+def test_web_download(flow_factory, ceph_cluster, image_builder,
+                      file_server, scratch_dir, pool_guard):
+    source = image_builder.qcow2(VIRTUAL, DATA, compressed=True)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph')
+    result = flow.run_import('qcow2', uri=file_server.url(source),
+                             stores=['ceph'])
+    pool_guard.append(result['image']['id'])
+    _check_active(result, ceph_cluster, source, 'qcow2', scratch_dir)
+
+
+def test_mixed_rbd_and_file_store(flow_factory, ceph_cluster, image_builder,
+                                  scratch_dir, pool_guard):
+    source = image_builder.qcow2(VIRTUAL, DATA, compressed=True)
+    flow = flow_factory({'ceph': ceph_cluster, 'local': None}, 'ceph')
+    result = flow.run_import('qcow2', file=source, stores=['ceph', 'local'])
+    pool_guard.append(result['image']['id'])
+    _check_active(result, ceph_cluster, source, 'qcow2', scratch_dir)
+    image = result['image']
+    stored = os.path.join(flow.store_dir('local'), image['id'])
+    assert filecmp.cmp(stored, _raw_of(source, 'qcow2', scratch_dir),
+                       shallow=False)
+    assert {'url': 'file://' + stored, 'metadata': {'store': 'local'}} in \
+        image['locations']
+    assert os.listdir(flow.staging_dir) == []
+
+
+def _check_failed(result, cluster, stores=('ceph',), message=None):
+    image, task = result['image'], result['task']
+    assert task['status'] == 'failure', task
+    if message:
+        assert message in task['message']
+    assert image['status'] == 'queued'
+    assert image['locations'] == []
+    assert image['checksum'] is None
+    props = image['extra_properties']
+    assert set(props.get('os_glance_failed_import', '').split(',')) == \
+        set(stores)
+    assert props.get('os_glance_importing_to_stores', '') == ''
+    assert image['id'] not in cluster.rbd_images()
+
+
+def test_backing_file_is_refused(flow_factory, ceph_cluster, image_builder,
+                                 scratch_dir, pool_guard):
+    base = image_builder.qcow2(VIRTUAL, DATA)
+    overlay = os.path.join(scratch_dir, 'overlay.qcow2')
+    procs.run(['qemu-img', 'create', '-f', 'qcow2', '-F', 'qcow2', '-b',
+               base, overlay])
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph')
+    result = flow.run_import('qcow2', file=overlay, stores=['ceph'])
+    _check_failed(result, ceph_cluster)
+
+
+def test_format_mismatch_is_refused(flow_factory, ceph_cluster,
+                                    image_builder, pool_guard):
+    source = image_builder.qcow2(VIRTUAL, DATA)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph')
+    result = flow.run_import('raw', file=source, stores=['ceph'])
+    _check_failed(result, ceph_cluster)
+
+
+def test_failure_in_later_store_removes_rbd_data(
+        flow_factory, ceph_cluster, image_builder, pool_guard):
+    """A file store failing after us reverts our RBD image too."""
+    source = image_builder.qcow2(VIRTUAL, DATA)
+    flow = flow_factory({'ceph': ceph_cluster, 'local': None}, 'ceph')
+    image_id = str(uuid.uuid4())
+    # The file store refuses to overwrite an existing file (Duplicate).
+    with open(os.path.join(flow.store_dir('local'), image_id), 'w') as f:
+        f.write('in the way')
+    result = flow.run_import('qcow2', file=source, stores=['ceph', 'local'],
+                             image_id=image_id)
+    image, task = result['image'], result['task']
+    assert task['status'] == 'failure', task
+    assert image['status'] == 'queued'
+    assert image['locations'] == []
+    assert image['checksum'] is None
+    assert 'local' in image['extra_properties']['os_glance_failed_import']
+    assert image_id not in ceph_cluster.rbd_images()
