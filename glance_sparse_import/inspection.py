@@ -1,0 +1,314 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Safety checks on the staged data.
+
+The same checks Glance's ``image_conversion`` plugin makes, in the same
+order: the format inspector and its safety checks, the claimed format
+against the detected one, then ``qemu-img info`` under process limits (no
+backing file, no data-file, an allowed VMDK create-type). They run before
+qemu-nbd ever opens the file. ``checked_output`` repeats the inspection on
+the converted raw stream, as Glance does on the converted file.
+
+Error messages reach the image owner; they never name host paths. The
+details go to the log.
+"""
+
+import collections
+import json
+import os
+
+from glance.async_ import utils as async_utils
+from oslo_concurrency import processutils
+from oslo_config import cfg
+from oslo_log import log as logging
+from oslo_utils.imageutils import format_inspector
+from oslo_utils import units
+
+from glance_sparse_import import errors
+
+LOG = logging.getLogger(__name__)
+
+CONF = cfg.CONF
+CONF.import_opt('vmdk_allowed_types', 'glance.common.config',
+                group='image_format')
+CONF.import_opt('gpt_safety_checks_nonfatal', 'glance.common.config',
+                group='image_format')
+
+ImageInfo = collections.namedtuple(
+    'ImageInfo', 'format virtual_size actual_size qemu_format size')
+ImageInfo.__doc__ = """What the checks learnt about a staged image.
+
+format: the disk format, as Glance names it ('raw' for a GPT disk).
+virtual_size: the virtual size Glance records for the image, or None where
+    stock Glance records none (an ISO without a primary volume descriptor).
+actual_size: the size of the staged file.
+qemu_format: the qemu driver that reads the file, or None when the file is
+    read as it is (raw and iso).
+size: the length of the raw disk the source yields, which Glance records as
+    the image size: the file size for raw and iso, else the virtual size.
+    An ISO's volume size may differ from its file size.
+"""
+
+# Formats whose staged file is the raw disk itself.
+RAW_FORMATS = frozenset(('raw', 'iso'))
+
+# Glance disk format -> qemu driver. Glance calls qemu's 'vpc' 'vhd'. The
+# format inspector bans QED; reading LUKS needs a key.
+QEMU_FORMATS = {
+    'qcow2': 'qcow2',
+    'vdi': 'vdi',
+    'vhd': 'vpc',
+    'vhdx': 'vhdx',
+    'vmdk': 'vmdk',
+}
+
+# Zero runs are shown to the output inspector in pieces of this size.
+_ZEROS = bytes(units.Mi)
+
+
+def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
+    """Check the staged image at path and describe it.
+
+    :param claimed_format: the image's disk_format
+    :param max_virtual_size: largest virtual size allowed, in bytes
+    :param python_exec: interpreter that applies qemu-img's process limits
+                        (Glance's ``[wsgi] python_interpreter``)
+    :returns: ImageInfo
+    :raises InvalidImage: the image is unsafe, corrupt, too large, or not
+                          in the claimed format
+    :raises SourceError: the file or qemu-img could not be used
+    """
+    try:
+        actual_size = os.stat(path).st_size
+    except OSError as e:
+        LOG.error('Cannot stat staged image: %s', e)
+        raise errors.SourceError('The staged image cannot be read')
+    if actual_size == 0:
+        raise errors.InvalidImage('Image is empty')
+
+    inspector = _inspect_file(path)
+    detected = _format_name(inspector)
+    if detected == 'iso':
+        if claimed_format != 'iso':
+            LOG.error('Image claimed to be %s format but format '
+                      'inspection found: ISO', claimed_format)
+            raise errors.InvalidImage(
+                'Image claimed to be %s but is an ISO image' % claimed_format)
+    elif detected != claimed_format:
+        LOG.error('Image claimed to be %s format failed format '
+                  'inspection, found %s', claimed_format, detected)
+        raise errors.InvalidImage(
+            'Image claimed to be %s but its content is %s'
+            % (claimed_format, detected))
+
+    if detected in RAW_FORMATS:
+        # What Glance's ImageProxy.set_data records for this upload: the
+        # stream length for raw, the inspector's volume size for an ISO.
+        if detected == 'raw':
+            virtual_size = actual_size
+        else:
+            virtual_size = inspector.virtual_size or None
+        _check_size(max(actual_size, virtual_size or 0), max_virtual_size)
+        return ImageInfo(detected, virtual_size, actual_size, None,
+                         actual_size)
+
+    qemu_format = QEMU_FORMATS.get(detected)
+    if qemu_format is None:
+        raise errors.InvalidImage(
+            'Disk format %s cannot be imported' % detected)
+    # Refuse an absurd size before qemu allocates tables for it.
+    _check_size(inspector.virtual_size, max_virtual_size)
+
+    metadata = _qemu_img_info(path, qemu_format, python_exec)
+    _check_qemu_metadata(metadata, qemu_format)
+    virtual_size = metadata.get('virtual-size')
+    if not isinstance(virtual_size, int) or virtual_size <= 0:
+        raise errors.InvalidImage('Image has no valid virtual size')
+    _check_size(virtual_size, max_virtual_size)
+    return ImageInfo(detected, virtual_size, actual_size, qemu_format,
+                     virtual_size)
+
+
+def max_virtual_size(conf):
+    """The virtual size cap configured for the plugin.
+
+    ``[sparse_rbd_import] max_virtual_size``, or Glance's ``image_size_cap``
+    when that is 0.
+    """
+    return conf.sparse_rbd_import.max_virtual_size or conf.image_size_cap
+
+
+def checked_output(chunks):
+    """Pass chunks through, checking the raw stream they make is plain raw.
+
+    Glance inspects the output of ``qemu-img convert`` and rejects it when
+    it is anything but raw (or a GPT disk): a qcow2 hiding a VMDK or a
+    qcow2 would otherwise be stored as a raw disk that some later qemu
+    probes as that format. Zero runs are inspected as zeros. The stream is
+    inspected only until the inspectors agree, which for a plain disk is
+    its first 256 KiB; the error, if any, is raised from the iteration.
+    """
+    feed = _Feed()
+    wrapper = format_inspector.InspectWrapper(feed)
+    deciding = True
+    for chunk in chunks:
+        if deciding:
+            if chunk.data is None:
+                for piece in _zero_pieces(chunk.length):
+                    feed.eat(wrapper, piece)
+                    if wrapper.formats is not None:
+                        break
+            else:
+                feed.eat(wrapper, chunk.data)
+            if wrapper.formats is not None:
+                deciding = False
+                _check_output_format(wrapper)
+        yield chunk
+    if deciding:
+        wrapper.close()
+        _check_output_format(wrapper)
+
+
+class _Feed:
+    """A file whose read() returns the piece given to eat().
+
+    InspectWrapper reads from it, so its own matching logic runs on a
+    stream we drive.
+    """
+
+    def __init__(self):
+        self._piece = b''
+
+    def read(self, size):
+        return self._piece
+
+    def eat(self, wrapper, piece):
+        self._piece = piece
+        try:
+            wrapper.read(len(piece))
+        finally:
+            self._piece = b''
+
+
+def _zero_pieces(length):
+    view = memoryview(_ZEROS)
+    while length > 0:
+        n = min(length, len(_ZEROS))
+        yield view[:n]
+        length -= n
+
+
+def _check_output_format(wrapper):
+    inspector = _checked(lambda: wrapper.format)
+    if _format_name(inspector) != 'raw':
+        LOG.error('Image detected as %s after conversion to raw', inspector)
+        raise errors.InvalidImage('Converted image in unexpected format')
+
+
+def _inspect_file(path):
+    return _checked(lambda: format_inspector.detect_file_format(path))
+
+
+def _checked(detect):
+    """Run detect() and the safety checks as Glance's _inspect_path does."""
+    try:
+        inspector = detect()
+        inspector.safety_check()
+    except format_inspector.SafetyCheckFailed as e:
+        nonfatal = set(CONF.image_format.gpt_safety_checks_nonfatal)
+        fatal = e.failures.keys() - nonfatal
+        if inspector.NAME == 'gpt' and not fatal:
+            LOG.warning('Non-fatal %s', e)
+        else:
+            LOG.error('%s %s', inspector, e)
+            raise errors.InvalidImage('Image has disallowed configuration')
+    except format_inspector.ImageFormatError as e:
+        LOG.error('Image failed format inspection: %s', e)
+        raise errors.InvalidImage('Image format detection failed')
+    except errors.SparseImportError:
+        raise
+    except Exception as e:
+        LOG.exception('Unknown error inspecting image format: %s', e)
+        raise errors.InvalidImage('Unable to inspect image')
+    return inspector
+
+
+def _format_name(inspector):
+    name = str(inspector)
+    # Glance treats a GPT disk as raw, for compatibility.
+    return 'raw' if name == 'gpt' else name
+
+
+def _check_size(size, limit):
+    if size > limit:
+        LOG.error('Image virtual size %d exceeds the limit %d', size, limit)
+        raise errors.InvalidImage(
+            'Image virtual size %d exceeds the limit of %d bytes'
+            % (size, limit))
+
+
+def _qemu_img_info(path, qemu_format, python_exec):
+    try:
+        stdout, stderr = processutils.trycmd(
+            'qemu-img', 'info', '-f', qemu_format, '--output=json', path,
+            prlimit=async_utils.QEMU_IMG_PROC_LIMITS,
+            python_exec=python_exec,
+            log_errors=processutils.LOG_ALL_ERRORS)
+    except OSError as e:
+        LOG.error('Cannot run qemu-img info: %s', e)
+        raise errors.SourceError('Cannot run qemu-img to inspect the image')
+    if stderr:
+        LOG.error('qemu-img info failed: %s', stderr)
+        raise errors.InvalidImage('qemu-img cannot read the image')
+    try:
+        metadata = json.loads(stdout)
+    except ValueError:
+        LOG.error('qemu-img info printed invalid JSON: %r', stdout[:200])
+        raise errors.InvalidImage('qemu-img cannot read the image')
+    if not isinstance(metadata, dict):
+        raise errors.InvalidImage('qemu-img cannot read the image')
+    return metadata
+
+
+def _check_qemu_metadata(metadata, qemu_format):
+    if metadata.get('format') != qemu_format:
+        LOG.error('Image claiming to be %s reported as %s by qemu-img',
+                  qemu_format, metadata.get('format', 'unknown'))
+        raise errors.InvalidImage('Image metadata disagrees about format')
+
+    if 'backing-filename' in metadata or 'full-backing-filename' in metadata:
+        LOG.warning('Refusing to process image with a backing file')
+        raise errors.InvalidImage(
+            'Images with backing files are not allowed')
+
+    specific = metadata.get('format-specific') or {}
+    data = specific.get('data') or {}
+    if data.get('data-file') is not None:
+        raise errors.InvalidImage(
+            'QCOW images with data-file set are not allowed')
+
+    if qemu_format == 'vmdk':
+        create_type = data.get('create-type')
+        allowed = CONF.image_format.vmdk_allowed_types
+        if not create_type:
+            raise errors.InvalidImage('Unable to determine VMDK create-type')
+        if not allowed:
+            LOG.warning('Refusing to process VMDK file as '
+                        'vmdk_allowed_types is empty')
+            raise errors.InvalidImage(
+                'Image is a VMDK, but no VMDK createType is specified')
+        if create_type not in allowed:
+            LOG.warning('Refusing to process VMDK file with create-type '
+                        'of %r which is not in allowed set of: %s',
+                        create_type, ','.join(allowed))
+            raise errors.InvalidImage('Invalid VMDK create-type specified')

@@ -1,0 +1,359 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The safety checks, on real images made with qemu-img and mke2fs."""
+
+import os
+import shutil
+import sys
+
+from oslo_config import cfg
+import pytest
+
+from glance_sparse_import import errors
+from glance_sparse_import import inspection
+from glance_sparse_import import opts
+from glance_sparse_import.sources.base import Chunk
+from glance_sparse_import.tests import disk_images as images
+
+MiB = images.MiB
+TiB = 1024 ** 4
+SIZE = 64 * MiB
+CAP = TiB
+
+pytestmark = pytest.mark.skipif(
+    not (images.have('qemu-img') and images.have('mke2fs')),
+    reason='needs qemu-img and mke2fs')
+
+
+@pytest.fixture(scope='module')
+def work(tmp_path_factory):
+    """A directory of images; base.raw is an ext4 file system."""
+    path = tmp_path_factory.mktemp('inspection')
+    tree = images.make_tree(str(path / 'tree'))
+    images.make_ext4(str(path / 'base.raw'), SIZE, tree)
+    return path
+
+
+@pytest.fixture
+def image_format_conf():
+    yield inspection.CONF
+    inspection.CONF.clear_override('vmdk_allowed_types', group='image_format')
+    inspection.CONF.clear_override('gpt_safety_checks_nonfatal',
+                                   group='image_format')
+
+
+def converted(work, name, fmt, *options, compress=False):
+    path = str(work / name)
+    if not os.path.exists(path):
+        images.convert(str(work / 'base.raw'), path, fmt, *options,
+                       compress=compress)
+    return path
+
+
+def rejected(path, claimed, cap=CAP, match=None, **kwargs):
+    with pytest.raises(errors.InvalidImage, match=match) as e:
+        inspection.inspect_image(path, claimed, cap, **kwargs)
+    # The message reaches the image owner: no host paths in it.
+    assert os.path.dirname(path) not in str(e.value)
+    assert os.path.basename(path) not in str(e.value)
+    return e.value
+
+
+# Accepted images.
+
+def test_raw(work):
+    info = inspection.inspect_image(str(work / 'base.raw'), 'raw', CAP)
+    assert info == inspection.ImageInfo('raw', SIZE, SIZE, None, SIZE)
+
+
+def test_gpt_disk_is_raw(work):
+    path = str(work / 'gpt.raw')
+    with open(path, 'wb') as f:
+        f.truncate(16 * MiB)
+    if not images.have('sgdisk'):
+        pytest.skip('needs sgdisk')
+    images.run('sgdisk', '-q', '-n', '1:0:0', path)
+    info = inspection.inspect_image(path, 'raw', CAP)
+    assert info == inspection.ImageInfo(
+        'raw', 16 * MiB, 16 * MiB, None, 16 * MiB)
+
+
+@pytest.mark.parametrize('name,fmt,qemu_format,options,compress', [
+    ('plain.qcow2', 'qcow2', 'qcow2', (), False),
+    ('compressed.qcow2', 'qcow2', 'qcow2', (), True),
+    ('sparse.vmdk', 'vmdk', 'vmdk', ('subformat=monolithicSparse',), False),
+    ('stream.vmdk', 'vmdk', 'vmdk', ('subformat=streamOptimized',), False),
+    ('disk.vhdx', 'vhdx', 'vhdx', (), False),
+    ('disk.vdi', 'vdi', 'vdi', (), False),
+])
+def test_qemu_formats(work, name, fmt, qemu_format, options, compress):
+    path = converted(work, name, qemu_format, *options, compress=compress)
+    info = inspection.inspect_image(path, fmt, CAP)
+    assert info == inspection.ImageInfo(
+        fmt, SIZE, os.path.getsize(path), qemu_format, SIZE)
+
+
+def test_vhd_is_read_by_qemu_vpc(work):
+    path = converted(work, 'disk.vhd', 'vpc')
+    info = inspection.inspect_image(path, 'vhd', CAP)
+    assert (info.format, info.qemu_format) == ('vhd', 'vpc')
+    # qemu rounds a VHD to its CHS geometry; qemu's size is what is read.
+    assert info.virtual_size >= SIZE
+    assert info.size == info.virtual_size
+
+
+@pytest.fixture(scope='module')
+def iso(work):
+    if not images.have('genisoimage'):
+        pytest.skip('needs genisoimage')
+    path = str(work / 'disk.iso')
+    images.run('genisoimage', '-quiet', '-R', '-J', '-o', path,
+               str(work / 'tree'))
+    return path
+
+
+def test_iso_records_volume_size(iso):
+    from oslo_utils.imageutils import format_inspector
+    info = inspection.inspect_image(iso, 'iso', CAP)
+    volume_size = format_inspector.ISOInspector.from_file(iso).virtual_size
+    assert volume_size > 0
+    assert info == inspection.ImageInfo(
+        'iso', volume_size, os.path.getsize(iso), None, os.path.getsize(iso))
+
+
+def test_iso_size_is_file_size(iso, tmp_path):
+    # Padding after the volume is part of the disk Glance stores.
+    padded = str(tmp_path / 'padded.iso')
+    shutil.copy(iso, padded)
+    with open(padded, 'r+b') as f:
+        f.truncate(os.path.getsize(iso) + MiB)
+    info = inspection.inspect_image(padded, 'iso', CAP)
+    assert info.size == info.actual_size == os.path.getsize(iso) + MiB
+    assert info.virtual_size == os.path.getsize(iso)
+
+
+def test_python_exec_runs_qemu_img(work):
+    path = converted(work, 'plain.qcow2', 'qcow2')
+    info = inspection.inspect_image(path, 'qcow2', CAP,
+                                    python_exec=sys.executable)
+    assert info.virtual_size == SIZE
+    with pytest.raises(errors.SourceError):
+        inspection.inspect_image(path, 'qcow2', CAP,
+                                 python_exec=str(work / 'no-python'))
+
+
+def test_max_virtual_size_helper():
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf.register_opt(cfg.IntOpt('image_size_cap', default=TiB))
+    conf([])
+    assert inspection.max_virtual_size(conf) == TiB
+    conf.set_override('max_virtual_size', MiB, group='sparse_rbd_import')
+    assert inspection.max_virtual_size(conf) == MiB
+
+
+# Rejected images.
+
+def test_empty_file(work):
+    path = str(work / 'empty.raw')
+    open(path, 'wb').close()
+    rejected(path, 'raw', match='empty')
+
+
+def test_missing_file_is_source_error(work):
+    with pytest.raises(errors.SourceError):
+        inspection.inspect_image(str(work / 'missing'), 'raw', CAP)
+
+
+def test_qcow2_with_backing_file(work):
+    base = converted(work, 'plain.qcow2', 'qcow2')
+    path = str(work / 'child.qcow2')
+    images.run('qemu-img', 'create', '-f', 'qcow2', '-b', base,
+               '-F', 'qcow2', path)
+    rejected(path, 'qcow2')
+
+
+def test_qcow2_with_data_file(work):
+    path = str(work / 'external.qcow2')
+    images.run('qemu-img', 'create', '-f', 'qcow2', '-o',
+               'data_file=%s' % (work / 'external.data'), path, '16M')
+    rejected(path, 'qcow2')
+
+
+def test_qcow2_claimed_raw(work):
+    rejected(converted(work, 'plain.qcow2', 'qcow2'), 'raw',
+             match='claimed to be raw')
+
+
+def test_raw_claimed_qcow2(work):
+    rejected(str(work / 'base.raw'), 'qcow2', match='claimed to be qcow2')
+
+
+def test_vmdk_hidden_in_raw(work):
+    vmdk = converted(work, 'sparse.vmdk', 'vmdk',
+                     'subformat=monolithicSparse')
+    path = str(work / 'hidden-vmdk.raw')
+    shutil.copy(str(work / 'base.raw'), path)
+    with open(vmdk, 'rb') as src, open(path, 'r+b') as dst:
+        dst.write(src.read(MiB))
+    rejected(path, 'raw')
+
+
+def test_iso_claimed_raw(iso):
+    rejected(iso, 'raw', match='ISO')
+
+
+def test_raw_claimed_iso(work):
+    rejected(str(work / 'base.raw'), 'iso')
+
+
+def test_truncated_qcow2_header(work):
+    path = str(work / 'truncated.qcow2')
+    with open(converted(work, 'plain.qcow2', 'qcow2'), 'rb') as f:
+        header = f.read(100)
+    with open(path, 'wb') as f:
+        f.write(header)
+    rejected(path, 'qcow2')
+
+
+@pytest.mark.parametrize('offset,value', [
+    (20, b'\x00\x00\x00\x28'),  # cluster_bits = 40
+    (36, b'\x7f\xff\xff\xff'),  # l1_size far too large
+    (72, b'\xff' * 8),          # unknown incompatible features
+])
+def test_corrupt_qcow2_header(work, offset, value):
+    path = str(work / ('corrupt-%d.qcow2' % offset))
+    shutil.copy(converted(work, 'plain.qcow2', 'qcow2'), path)
+    with open(path, 'r+b') as f:
+        f.seek(offset)
+        f.write(value)
+    rejected(path, 'qcow2')
+
+
+def test_virtual_size_over_cap(work):
+    path = str(work / 'huge.qcow2')
+    images.run('qemu-img', 'create', '-f', 'qcow2', path, '1P')
+    rejected(path, 'qcow2', match='exceeds')
+
+
+def test_virtual_size_over_configured_cap(work):
+    path = converted(work, 'plain.qcow2', 'qcow2')
+    rejected(path, 'qcow2', cap=SIZE - 1, match='exceeds')
+    assert inspection.inspect_image(path, 'qcow2', SIZE).virtual_size == SIZE
+    rejected(str(work / 'base.raw'), 'raw', cap=SIZE - 1, match='exceeds')
+
+
+def test_vmdk_create_type_not_allowed(work, image_format_conf):
+    path = converted(work, 'sparse.vmdk', 'vmdk',
+                     'subformat=monolithicSparse')
+    image_format_conf.set_override('vmdk_allowed_types',
+                                   ['streamOptimized'], group='image_format')
+    rejected(path, 'vmdk', match='create-type')
+    image_format_conf.set_override('vmdk_allowed_types', [],
+                                   group='image_format')
+    rejected(path, 'vmdk')
+
+
+def test_vmdk_with_extent_files(work):
+    path = str(work / 'flat.vmdk')
+    images.convert(str(work / 'base.raw'), path, 'vmdk',
+                   'subformat=monolithicFlat')
+    rejected(path, 'vmdk')
+
+
+def test_qed_is_banned(work):
+    rejected(converted(work, 'disk.qed', 'qed'), 'qed')
+
+
+def test_luks_is_not_imported(work):
+    path = str(work / 'disk.luks')
+    # qemu times its key derivation and gives up on a busy machine.
+    for _ in range(5):
+        try:
+            images.run('qemu-img', 'create', '--object',
+                       'secret,id=sec0,data=secret', '-f', 'luks',
+                       '-o', 'key-secret=sec0,iter-time=10', path, '16M')
+            break
+        except RuntimeError as e:
+            error = e
+    else:
+        pytest.skip('qemu-img cannot make a LUKS image here: %s' % error)
+    rejected(path, 'luks')
+
+
+# The qemu-img checks, on what qemu-img info would print.
+
+@pytest.mark.parametrize('qemu_format,metadata', [
+    ('qcow2', {'format': 'raw'}),
+    ('qcow2', {'format': 'qcow2', 'backing-filename': 'base'}),
+    ('qcow2', {'format': 'qcow2', 'full-backing-filename': 'base'}),
+    ('qcow2', {'format': 'qcow2',
+               'format-specific': {'data': {'data-file': 'elsewhere'}}}),
+    ('vmdk', {'format': 'vmdk', 'format-specific': {'data': {}}}),
+    ('vmdk', {'format': 'vmdk',
+              'format-specific': {'data': {'create-type': 'monolithicFlat'}}}),
+])
+def test_qemu_metadata_rejected(qemu_format, metadata):
+    with pytest.raises(errors.InvalidImage):
+        inspection._check_qemu_metadata(metadata, qemu_format)
+
+
+def test_qemu_metadata_accepted():
+    inspection._check_qemu_metadata(
+        {'format': 'qcow2', 'format-specific': {'data': {}}}, 'qcow2')
+    inspection._check_qemu_metadata(
+        {'format': 'vmdk',
+         'format-specific': {'data': {'create-type': 'streamOptimized'}}},
+        'vmdk')
+
+
+# The check of the converted stream.
+
+def chunks_of(data, zero_runs=(), size=None, step=MiB):
+    """Chunks over data, with [start, end) runs given as zero runs."""
+    size = len(data) if size is None else size
+    offset = 0
+    for start, end in sorted(zero_runs) + [(size, size)]:
+        while offset < start:
+            n = min(step, start - offset)
+            yield Chunk(offset, n, data[offset:offset + n])
+            offset += n
+        if end > start:
+            yield Chunk(start, end - start, None)
+            offset = end
+
+
+def test_checked_output_passes_plain_disk(work):
+    with open(str(work / 'base.raw'), 'rb') as f:
+        data = f.read()
+    chunks = list(chunks_of(data))
+    assert list(inspection.checked_output(iter(chunks))) == chunks
+
+
+def test_checked_output_passes_zeros():
+    chunks = [Chunk(0, 3 * MiB + 512, None)]
+    assert list(inspection.checked_output(iter(chunks))) == chunks
+
+
+@pytest.mark.parametrize('name,fmt,options', [
+    ('plain.qcow2', 'qcow2', ()),
+    ('sparse.vmdk', 'vmdk', ('subformat=monolithicSparse',)),
+    ('stream.vmdk', 'vmdk', ('subformat=streamOptimized',)),
+])
+def test_checked_output_rejects_hidden_format(work, name, fmt, options):
+    with open(converted(work, name, fmt, *options), 'rb') as f:
+        data = f.read()
+    size = len(data) + 64 * MiB
+    chunks = chunks_of(data, [(len(data), size)], size=size)
+    with pytest.raises(errors.InvalidImage, match='unexpected format'):
+        list(inspection.checked_output(chunks))
