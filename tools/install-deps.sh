@@ -1,0 +1,44 @@
+#!/bin/bash
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+#
+# Install the Debian packages the project and its tests need. Run as root on
+# Debian 12. Idempotent: when everything is installed it changes nothing and
+# does not touch the network.
+set -euo pipefail
+
+PACKAGES=(
+    # Test clusters: one monitor and one memstore OSD each, and the CLIs.
+    ceph-mon ceph-osd ceph-common
+    # The bindings exist only as distribution packages.
+    python3-rados python3-rbd python3-libnbd libnbd-bin
+    # qemu-img and qemu-nbd.
+    qemu-utils
+    # Test images: mke2fs -d for ext4, xorriso for ISO 9660.
+    e2fsprogs xorriso
+    # Virtualenvs, and a compiler for uWSGI, which PyPI ships as source.
+    python3-venv python3-dev build-essential ca-certificates
+)
+
+missing=()
+for pkg in "${PACKAGES[@]}"; do
+    status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
+    if [ "$status" != "install ok installed" ]; then
+        missing+=("$pkg")
+    fi
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+echo "install-deps: installing ${missing[*]}"
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
