@@ -9,3 +9,11 @@
 #    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
 #    License for the specific language governing permissions and limitations
 #    under the License.
+
+"""Real Ceph, a real Glance API and the real glance CLI, for tests.
+
+``ceph.CephCluster`` and ``glance_api.GlanceAPI`` own a directory each and
+pick free ports, so several can run at once; ``cli.GlanceCLI`` drives the
+``glance`` command next to the running interpreter; ``images`` builds test
+images from local files. pytest fixtures are in ``fixtures``.
+"""
