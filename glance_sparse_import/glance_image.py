@@ -47,7 +47,10 @@ def record_upload(action, locations, checksum, hash_algo, hash_value, size,
     image.checksum = checksum
     image.os_hash_algo = hash_algo
     image.os_hash_value = hash_value
-    attrs = {'size': size, 'virtual_size': virtual_size}
+    attrs = {'size': size}
+    if virtual_size:
+        # As set_data: an ISO without a volume size records none.
+        attrs['virtual_size'] = virtual_size
     if converted:
         attrs.update(disk_format='raw', container_format='bare')
     action.set_image_attribute(**attrs)

@@ -79,6 +79,15 @@ class _SparseRbdImport(task.Task):
         return [s.name for s in self.stores]
 
     def execute(self, file_path):
+        try:
+            return self._execute(file_path)
+        except errors.SparseImportError as e:
+            # Glance's executor puts the text of an UploadException in the
+            # task message; anything else becomes "Internal Error".
+            raise glance_exception.UploadException(
+                'Sparse RBD import failed: %s' % e)
+
+    def _execute(self, file_path):
         conf = CONF.sparse_rbd_import
         src_path = file_path.split('file://')[-1]
         timer = _PhaseTimer()
@@ -89,16 +98,15 @@ class _SparseRbdImport(task.Task):
             hash_algo = glance_image.hashing_algorithm(action)
 
         info = inspection.inspect_image(
-            src_path, claimed_format,
-            conf.max_virtual_size or CONF.image_size_cap,
+            src_path, claimed_format, inspection.max_virtual_size(CONF),
             python_exec=CONF.wsgi.python_interpreter)
         timer.lap('inspect')
 
-        targets = self._open_targets(info.virtual_size, conf)
+        targets = self._open_targets(info.size, conf)
         outputs = list(targets)
         if self.other_stores and info.format not in _KEPT_FORMATS:
             self._raw_file = file_target.RawFileTarget(
-                '%s.raw' % src_path, info.virtual_size)
+                '%s.raw' % src_path, info.size)
             self._raw_file.open()
             outputs.append(self._raw_file)
         timer.lap('open')
@@ -196,7 +204,7 @@ class _SparseRbdImport(task.Task):
                 [(t.url, rbd_stores.location_metadata(t.store))
                  for t in good],
                 checksum, hash_algo, hash_value,
-                size=info.virtual_size, virtual_size=info.virtual_size,
+                size=info.size, virtual_size=info.virtual_size,
                 converted=info.format not in _KEPT_FORMATS)
             action.remove_importing_stores([t.name for t in good] +
                                            [s.name for s in bad])
