@@ -1,0 +1,441 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The ``glance-sparse-import`` command, for use without Glance.
+
+``inspect`` tells what an import of a file would find, write and record;
+``import`` writes it into an RBD pool as the ``sparse_rbd_import`` plugin
+does. Both run the plugin's own safety checks, reader, copy loop and
+hashing, so what they print is what the plugin would do with that file.
+"""
+
+import argparse
+import hashlib
+import json
+import logging
+import os
+import signal
+import sys
+import time
+import uuid
+
+from oslo_config import cfg
+from oslo_utils.imageutils import format_inspector
+from oslo_utils import units
+import pbr.version
+
+from glance_sparse_import import copy
+from glance_sparse_import import errors
+from glance_sparse_import import hashing
+from glance_sparse_import import inspection
+from glance_sparse_import import opts
+from glance_sparse_import import rbd_target
+from glance_sparse_import import sources
+from glance_sparse_import import stores
+
+CONF = cfg.CONF
+PROG = 'glance-sparse-import'
+
+EXIT_ERROR = 1
+EXIT_USAGE = 2
+EXIT_INTERRUPTED = 130
+
+# Seconds between progress bar updates.
+PROGRESS_INTERVAL = 0.5
+
+
+class CommandError(Exception):
+    """A failure worth one line on stderr, not a traceback."""
+
+
+class _Discard(object):
+    """A target that takes writes and keeps nothing, for ``inspect``."""
+
+    name = 'inspect'
+
+    def write(self, offset, data):
+        pass
+
+
+class _ExtentCounter(object):
+    """Pass a source's chunks through, counting runs of data chunks."""
+
+    def __init__(self, source):
+        self._source = source
+        self.extents = 0
+
+    @property
+    def size(self):
+        return self._source.size
+
+    def chunks(self):
+        end = None
+        for chunk in self._source.chunks():
+            if chunk.data is not None:
+                if chunk.offset != end:
+                    self.extents += 1
+                end = chunk.offset + chunk.length
+            yield chunk
+
+
+class _ProgressBar(object):
+    """A one-line progress bar, drawn only on a terminal."""
+
+    WIDTH = 30
+
+    def __init__(self, stream, label):
+        self._stream = stream
+        self._label = label
+        self._start = time.monotonic()
+        self._drawn = False
+        self.enabled = stream.isatty()
+
+    def __call__(self, stats, targets):
+        self.draw(stats.processed, stats.virtual_size)
+
+    def draw(self, done, total):
+        fraction = done / total if total else 1.0
+        filled = int(self.WIDTH * fraction)
+        elapsed = max(time.monotonic() - self._start, 1e-6)
+        self._stream.write('\r%s [%s%s] %3d%% %d/%d MiB %.0f MB/s ' % (
+            self._label, '#' * filled, ' ' * (self.WIDTH - filled),
+            fraction * 100, done // units.Mi, total // units.Mi,
+            done / elapsed / 1e6))
+        self._stream.flush()
+        self._drawn = True
+
+    def complete(self, stats):
+        """Show the final state, if the bar was shown at all."""
+        if self._drawn:
+            self.draw(stats.processed, stats.virtual_size)
+
+    def close(self):
+        if self._drawn:
+            self._stream.write('\n')
+            self._stream.flush()
+            self._drawn = False
+
+
+def _configure(config_files):
+    opts.register_opts(CONF)
+    try:
+        CONF(args=[], project='glance', prog=PROG,
+             default_config_files=config_files, default_config_dirs=[])
+    except cfg.Error as e:
+        raise CommandError('bad configuration: %s' % e)
+
+
+def _check_readable(path):
+    try:
+        fd = os.open(path, os.O_RDONLY)
+    except OSError as e:
+        raise CommandError('cannot open %s: %s' % (path, e.strerror))
+    try:
+        if not os.path.isfile(path):
+            raise CommandError('%s is not a regular file' % path)
+    finally:
+        os.close(fd)
+
+
+def _detect_format(path):
+    """The disk format Glance would find in the file, to use as the claim."""
+    try:
+        name = str(format_inspector.detect_file_format(path))
+    except Exception:
+        # inspect_image repeats the detection and says what is wrong.
+        return 'raw'
+    return 'raw' if name == 'gpt' else name
+
+
+def _hash_algorithm(name):
+    name = name or CONF.hashing_algorithm
+    try:
+        hashlib.new(name)
+    except (ValueError, TypeError):
+        raise CommandError('unknown hash algorithm: %s' % name)
+    return name
+
+
+def _inspect_image(path, disk_format):
+    _check_readable(path)
+    claimed = disk_format or _detect_format(path)
+    return inspection.inspect_image(
+        path, claimed, inspection.max_virtual_size(CONF),
+        python_exec=sys.executable)
+
+
+def _read_image(path, info, targets, hash_algo, label):
+    """Copy the image to targets through the plugin's copy loop.
+
+    Returns (stats, extents, checksum, hash_value).
+    """
+    conf = CONF.sparse_rbd_import
+    bar = _ProgressBar(sys.stderr, label)
+    hasher = hashing.ParallelHasher(['md5', hash_algo])
+    try:
+        with sources.open_source(path, info, CONF,
+                                 python_exec=sys.executable) as source:
+            counter = _ExtentCounter(source)
+            stats, _failed = copy.copy_image(
+                counter, targets, hasher, conf.zero_block_size,
+                progress=bar if bar.enabled else None,
+                progress_interval=PROGRESS_INTERVAL)
+        bar.complete(stats)
+        checksum, hash_value = hasher.hexdigests()
+    except BaseException:
+        hasher.close()
+        raise
+    finally:
+        bar.close()
+    return stats, counter.extents, checksum, hash_value
+
+
+def _stored_format(info):
+    # Like image_conversion, the plugin keeps raw and iso, converts the rest.
+    return info.format if info.format in inspection.RAW_FORMATS else 'raw'
+
+
+def _summary(info, stats, extents, checksum, hash_algo, hash_value, start):
+    return {
+        'format': info.format,
+        'disk_format': _stored_format(info),
+        'virtual_size': info.virtual_size,
+        'size': info.size,
+        'file_size': info.actual_size,
+        'allocated_extents': extents,
+        'allocated_bytes': stats.allocated,
+        'written_bytes': stats.written,
+        'zero_skipped_bytes': stats.zero_skipped,
+        'checksum': checksum,
+        'os_hash_algo': hash_algo,
+        'os_hash_value': hash_value,
+        'seconds': round(time.monotonic() - start, 3),
+    }
+
+
+_LABELS = [
+    ('name', 'RBD image'),
+    ('location', 'location'),
+    ('format', 'format'),
+    ('disk_format', 'disk format in Glance'),
+    ('virtual_size', 'virtual size'),
+    ('size', 'size'),
+    ('file_size', 'file size'),
+    ('allocated_extents', 'allocated extents'),
+    ('allocated_bytes', 'allocated bytes'),
+    ('written_bytes', 'bytes written'),
+    ('zero_skipped_bytes', 'zero bytes skipped'),
+    ('checksum', 'checksum (md5)'),
+    ('os_hash_algo', 'os_hash_algo'),
+    ('os_hash_value', 'os_hash_value'),
+    ('seconds', 'seconds'),
+]
+
+
+def _print(result, as_json, out):
+    if as_json:
+        json.dump(result, out, indent=2, sort_keys=True)
+        out.write('\n')
+        return
+    width = max(len(label) for _key, label in _LABELS) + 1
+    for key, label in _LABELS:
+        if key not in result:
+            continue
+        value = result[key]
+        if key.endswith(('_size', '_bytes')) or key == 'size':
+            value = _bytes(value)
+        out.write('%-*s  %s\n' % (width, label + ':', value))
+
+
+def _bytes(value):
+    if value is None:
+        return 'unknown'
+    if value < units.Ki:
+        return '%d' % value
+    for unit, name in ((units.Gi, 'GiB'), (units.Mi, 'MiB'),
+                       (units.Ki, 'KiB')):
+        if value >= unit:
+            return '%d (%.2f %s)' % (value, value / unit, name)
+
+
+def do_inspect(args):
+    start = time.monotonic()
+    hash_algo = _hash_algorithm(args.hash_algo)
+    info = _inspect_image(args.file, args.format)
+    stats, extents, checksum, hash_value = _read_image(
+        args.file, info, [_Discard()], hash_algo, 'inspect')
+    _print(_summary(info, stats, extents, checksum, hash_algo, hash_value,
+                    start), args.json, sys.stdout)
+
+
+def do_import(args):
+    start = time.monotonic()
+    hash_algo = _hash_algorithm(args.hash_algo)
+    info = _inspect_image(args.file, args.format)
+    store = stores.RbdStore(
+        name=args.pool, pool=args.pool, user=args.user,
+        conf_file=args.conf, chunk_size=args.chunk_size * units.Mi,
+        connect_timeout=-1 if args.timeout is None else args.timeout)
+    # As the plugin: a store without a timeout gets ceph_op_timeout.
+    timeout = store.connect_timeout
+    if timeout < 0:
+        timeout = CONF.sparse_rbd_import.ceph_op_timeout
+    target = rbd_target.RbdTarget(
+        store, args.name or str(uuid.uuid4()), info.size,
+        writes_in_flight=CONF.sparse_rbd_import.writes_in_flight,
+        op_timeout=timeout)
+    try:
+        target.open()
+        stats, extents, checksum, hash_value = _read_image(
+            args.file, info, [target], hash_algo, 'import')
+        target.finish()
+    except BaseException:
+        _remove(target)
+        raise
+    result = _summary(info, stats, extents, checksum, hash_algo, hash_value,
+                      start)
+    result.update(name=target.image_name, pool=store.pool,
+                  location=target.url)
+    _print(result, args.json, sys.stdout)
+
+
+def _remove(target):
+    try:
+        target.remove()
+    except Exception as e:
+        sys.stderr.write('%s: could not remove RBD image %s from pool %s: '
+                         '%s\n' % (PROG, target.image_name,
+                                   target.store.pool, e))
+
+
+def _chunk_size(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1 or value > 32 or value & (value - 1):
+        raise argparse.ArgumentTypeError(
+            'must be a power of two from 1 to 32 (MiB)')
+    return value
+
+
+def _timeout(text):
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if value < 0:
+        raise argparse.ArgumentTypeError('must be seconds, 0 or more')
+    return value
+
+
+def build_parser():
+    parser = argparse.ArgumentParser(
+        prog=PROG,
+        description='Inspect a disk image, or import it into a Ceph RBD '
+                    'pool, exactly as the sparse_rbd_import Glance plugin '
+                    'would.')
+    parser.add_argument(
+        '--config-file', action='append', default=[], metavar='PATH',
+        help='Glance configuration file to read options from '
+             '([sparse_rbd_import], [image_format], image_size_cap, '
+             'hashing_algorithm); repeat for several. Default: none, '
+             'built-in defaults.')
+    parser.add_argument('--debug', action='store_true',
+                        help='log what the plugin modules log, in detail')
+    parser.add_argument('--version', action='version',
+                        version=pbr.version.VersionInfo(
+                            'glance-sparse-import').version_string())
+    sub = parser.add_subparsers(dest='command', metavar='COMMAND')
+    sub.required = True
+
+    def common(p):
+        p.add_argument('file', metavar='FILE', help='the disk image')
+        p.add_argument(
+            '--format', metavar='FMT',
+            help='the disk_format the image claims (raw, qcow2, vmdk, vhd, '
+                 'vhdx, vdi, iso); checked like Glance checks it. Default: '
+                 'the format found in the file.')
+        p.add_argument(
+            '--hash-algo', metavar='ALGO',
+            help='multihash algorithm; default: hashing_algorithm '
+                 '(sha512 unless configured)')
+        p.add_argument('--json', action='store_true',
+                       help='print the result as JSON')
+
+    p = sub.add_parser(
+        'inspect', help='check and read an image, import nothing',
+        description='Run the safety checks, read the image once and print '
+                    'its format, sizes, allocated extents, the bytes an '
+                    'import would write and the checksums Glance would '
+                    'record.')
+    common(p)
+    p.set_defaults(func=do_inspect)
+
+    p = sub.add_parser(
+        'import', help='write an image into an RBD pool',
+        description='Write an image into an RBD pool as the plugin does '
+                    '(same checks, image layout, protected snapshot "snap" '
+                    'and checksums), then print its location and '
+                    'checksums. On failure nothing is left in the pool.')
+    common(p)
+    p.add_argument('--conf', required=True, metavar='CEPH_CONF',
+                   help='ceph.conf of the cluster')
+    p.add_argument('--pool', required=True, help='RBD pool')
+    p.add_argument('--user', default='glance',
+                   help='Ceph client id (default: glance, as '
+                        'rbd_store_user)')
+    p.add_argument('--name',
+                   help='RBD image name; a Glance image id if it is to be '
+                        'registered (default: a new UUID)')
+    p.add_argument('--chunk-size', type=_chunk_size, default=8,
+                   metavar='MiB',
+                   help='RBD object size, as rbd_store_chunk_size '
+                        '(default: 8)')
+    p.add_argument('--timeout', type=_timeout, metavar='SECONDS',
+                   help='Ceph connect and operation timeout, as '
+                        'rados_connect_timeout (default: ceph_op_timeout, '
+                        '120)')
+    p.set_defaults(func=do_import)
+    return parser
+
+
+def _on_sigterm(signum, frame):
+    # Unwinds like Ctrl-C, so a partial RBD image is removed.
+    raise KeyboardInterrupt()
+
+
+def main(argv=None):
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    # What the plugin would log for Glance's operator goes to stderr; the
+    # error line at the end is the short summary.
+    logging.basicConfig(
+        stream=sys.stderr,
+        format=('%(levelname)s %(name)s: %(message)s' if args.debug
+                else '%(levelname)s: %(message)s'),
+        level=logging.DEBUG if args.debug else logging.WARNING)
+    signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        _configure(args.config_file)
+        args.func(args)
+    except (CommandError, errors.SparseImportError) as e:
+        sys.stderr.write('%s: error: %s\n' % (PROG, e))
+        return EXIT_ERROR
+    except KeyboardInterrupt:
+        sys.stderr.write('%s: interrupted\n' % PROG)
+        return EXIT_INTERRUPTED
+    return 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())
