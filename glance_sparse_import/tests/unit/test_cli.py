@@ -1,0 +1,163 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The command line: parsing, the progress bar, the extent counter."""
+
+import hashlib
+import io
+import random
+import subprocess
+
+import pytest
+
+from glance_sparse_import.cmd import cli
+from glance_sparse_import import copy
+from glance_sparse_import import inspection
+from glance_sparse_import import opts
+from glance_sparse_import.sources.base import Chunk
+from glance_sparse_import.tests.testbed import procs
+
+MiB = 1024 ** 2
+
+
+def run_cli(*args):
+    return subprocess.run([procs.bin_path('glance-sparse-import')] +
+                          list(args), capture_output=True, text=True,
+                          stdin=subprocess.DEVNULL, timeout=60)
+
+
+def test_installed_help():
+    res = run_cli('--help')
+    assert res.returncode == 0, res.stderr
+    assert 'inspect' in res.stdout and 'import' in res.stdout
+    for command in ('inspect', 'import'):
+        res = run_cli(command, '--help')
+        assert res.returncode == 0, res.stderr
+    assert '--chunk-size' in res.stdout and '--timeout' in res.stdout
+
+
+@pytest.mark.parametrize('args', [
+    [],
+    ['inspect'],
+    ['import', 'f.raw', '--pool', 'images'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size', '3'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size', '64'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--timeout', '-1'],
+])
+def test_usage_errors(args, capsys):
+    with pytest.raises(SystemExit) as e:
+        cli.build_parser().parse_args(args)
+    assert e.value.code == cli.EXIT_USAGE
+
+
+def test_chunk_size_and_timeout():
+    args = cli.build_parser().parse_args(
+        ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size',
+         '16', '--timeout', '0'])
+    assert (args.chunk_size, args.timeout, args.user) == (16, 0, 'glance')
+
+
+def test_unknown_hash_algorithm(tmp_path):
+    path = tmp_path / 'disk.raw'
+    path.write_bytes(b'x' * 4096)
+    res = run_cli('inspect', '--hash-algo', 'nope', str(path))
+    assert res.returncode == cli.EXIT_ERROR
+    assert res.stderr == 'glance-sparse-import: error: unknown hash ' \
+        'algorithm: nope\n'
+
+
+def test_not_a_file(tmp_path):
+    res = run_cli('inspect', str(tmp_path))
+    assert res.returncode == cli.EXIT_ERROR
+    assert 'is not a regular file' in res.stderr
+
+
+def test_bad_config_file(tmp_path):
+    conf = tmp_path / 'broken.conf'
+    conf.write_text('no section\n')
+    res = run_cli('--config-file', str(conf), 'inspect', str(conf))
+    assert res.returncode == cli.EXIT_ERROR
+    assert 'glance-sparse-import: error: bad configuration' in res.stderr
+
+
+class _Source(object):
+
+    def __init__(self, chunks, size):
+        self._chunks = chunks
+        self.size = size
+
+    def chunks(self):
+        return iter(self._chunks)
+
+
+def test_extent_counter_merges_contiguous_data():
+    data = bytes([1]) * 4
+    counter = cli._ExtentCounter(_Source([
+        Chunk(0, 4, data), Chunk(4, 4, data), Chunk(8, 8, None),
+        Chunk(16, 4, data), Chunk(20, 4, None), Chunk(24, 4, data),
+        Chunk(28, 4, data)], 32))
+    assert counter.size == 32
+    assert len(list(counter.chunks())) == 7
+    assert counter.extents == 3
+
+
+class _Terminal(io.StringIO):
+
+    def isatty(self):
+        return True
+
+
+def test_progress_bar_only_on_a_terminal():
+    assert not cli._ProgressBar(io.StringIO(), 'x').enabled
+    out = _Terminal()
+    bar = cli._ProgressBar(out, 'inspect')
+    assert bar.enabled
+    stats = copy.CopyStats(100 * MiB)
+    stats.processed = 25 * MiB
+    bar(stats, [])
+    stats.processed = 100 * MiB
+    bar.complete(stats)
+    bar.close()
+    text = out.getvalue()
+    assert text.startswith('\rinspect [#######  ')
+    assert ' 25% 25/100 MiB ' in text
+    assert '100% 100/100 MiB' in text and text.endswith('\n')
+
+
+def test_progress_bar_not_drawn_is_not_closed():
+    out = _Terminal()
+    bar = cli._ProgressBar(out, 'inspect')
+    bar.complete(copy.CopyStats(1))
+    bar.close()
+    assert out.getvalue() == ''
+
+
+def test_read_image_draws_progress(tmp_path, monkeypatch):
+    opts.register_opts(cli.CONF)
+    path = str(tmp_path / 'disk.raw')
+    data = random.Random(1).randbytes(3 * MiB)
+    with open(path, 'wb') as f:
+        f.truncate(16 * MiB)
+        f.seek(5 * MiB)
+        f.write(data)
+    monkeypatch.setattr(cli, 'PROGRESS_INTERVAL', 0)
+    monkeypatch.setattr(cli.sys, 'stderr', _Terminal())
+    info = inspection.inspect_image(path, 'raw', 1024 ** 4)
+    stats, extents, md5, sha = cli._read_image(
+        path, info, [cli._Discard()], 'sha512', 'inspect')
+    assert (extents, stats.allocated, stats.written) == (1, 3 * MiB, 3 * MiB)
+    with open(path, 'rb') as f:
+        whole = f.read()
+    assert md5 == hashlib.md5(whole).hexdigest()
+    assert sha == hashlib.sha512(whole).hexdigest()
+    drawn = cli.sys.stderr.getvalue()
+    assert '100% 16/16 MiB' in drawn and drawn.endswith('\n')
