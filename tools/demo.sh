@@ -16,5 +16,5 @@
 # sparse_rbd_import, and verify it. Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-tools/setup-venv.sh .venv
-exec .venv/bin/python tools/demo.py "$@"
+tools/setup-venv.sh .venv-demo
+exec .venv-demo/bin/python tools/demo.py "$@"

@@ -15,7 +15,7 @@
 #   tools/setup-venv.sh DIR
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=${1:-.venv}
+venv=${1:-.venv-demo}
 tools/install-deps.sh
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
 "$venv/bin/pip" install -q -U pip
