@@ -33,9 +33,9 @@ from glance_sparse_import import inspection
 from glance_sparse_import.sources import raw
 
 BLOCK = 4096
+QUIET = [HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
 SETTINGS = settings(max_examples=60, deadline=5000,
-                    suppress_health_check=[HealthCheck.too_slow,
-                                           HealthCheck.function_scoped_fixture])
+                    suppress_health_check=QUIET)
 
 
 @SETTINGS
@@ -104,11 +104,9 @@ def qcow2_image():
     shutil.rmtree(workdir)
 
 
-@settings(max_examples=80, deadline=20000,
-          suppress_health_check=[HealthCheck.too_slow,
-                                 HealthCheck.function_scoped_fixture])
-@given(st.lists(st.tuples(st.integers(0, 1023), st.binary(min_size=1,
-                                                           max_size=8)),
+@settings(max_examples=80, deadline=20000, suppress_health_check=QUIET)
+@given(st.lists(st.tuples(st.integers(0, 1023),
+                          st.binary(min_size=1, max_size=8)),
                 min_size=1, max_size=6))
 def test_mutated_qcow2_is_inspected_or_refused(tmp_path, qcow2_image,
                                                mutations):
