@@ -51,6 +51,9 @@ EXIT_INTERRUPTED = 130
 
 # Seconds between progress bar updates.
 PROGRESS_INTERVAL = 0.5
+# Zero runs are handed to the hashers in pieces of this size when a progress
+# bar is shown (see _ProgressHasher).
+PROGRESS_PIECE = 4 * units.Mi
 
 
 class CommandError(Exception):
@@ -99,9 +102,6 @@ class _ProgressBar(object):
         self._drawn = False
         self.enabled = stream.isatty()
 
-    def __call__(self, stats, targets):
-        self.draw(stats.processed, stats.virtual_size)
-
     def draw(self, done, total):
         fraction = done / total if total else 1.0
         filled = int(self.WIDTH * fraction)
@@ -113,16 +113,50 @@ class _ProgressBar(object):
         self._stream.flush()
         self._drawn = True
 
-    def complete(self, stats):
+    def complete(self, total):
         """Show the final state, if the bar was shown at all."""
         if self._drawn:
-            self.draw(stats.processed, stats.virtual_size)
+            self.draw(total, total)
 
     def close(self):
         if self._drawn:
             self._stream.write('\n')
             self._stream.flush()
             self._drawn = False
+
+
+class _ProgressHasher(object):
+    """Feed a ParallelHasher and draw the progress of the hashing.
+
+    Hashing every byte of the virtual size is most of the time an import
+    takes, and the hasher queues a zero run as one item, however long: fed
+    whole, the copy would end at once and the hashing go on unseen. Fed in
+    pieces, its bounded queues keep the bar close to the hashing.
+    """
+
+    def __init__(self, hasher, bar, total):
+        self._hasher = hasher
+        self._bar = bar
+        self._total = total
+        self._done = 0
+        self._next = time.monotonic() + PROGRESS_INTERVAL
+
+    def update(self, data):
+        self._hasher.update(data)
+        self._advance(len(data))
+
+    def update_zeros(self, length):
+        while length > 0:
+            n = min(length, PROGRESS_PIECE)
+            self._hasher.update_zeros(n)
+            self._advance(n)
+            length -= n
+
+    def _advance(self, n):
+        self._done += n
+        if time.monotonic() >= self._next:
+            self._bar.draw(self._done, self._total)
+            self._next = time.monotonic() + PROGRESS_INTERVAL
 
 
 def _configure(config_files):
@@ -181,16 +215,17 @@ def _read_image(path, info, targets, hash_algo, label):
     conf = CONF.sparse_rbd_import
     bar = _ProgressBar(sys.stderr, label)
     hasher = hashing.ParallelHasher(['md5', hash_algo])
+    feed = hasher
+    if bar.enabled:
+        feed = _ProgressHasher(hasher, bar, info.size)
     try:
         with sources.open_source(path, info, CONF,
                                  python_exec=sys.executable) as source:
             counter = _ExtentCounter(source)
             stats, _failed = copy.copy_image(
-                counter, targets, hasher, conf.zero_block_size,
-                progress=bar if bar.enabled else None,
-                progress_interval=PROGRESS_INTERVAL)
-        bar.complete(stats)
+                counter, targets, feed, conf.zero_block_size)
         checksum, hash_value = hasher.hexdigests()
+        bar.complete(info.size)
     except BaseException:
         hasher.close()
         raise

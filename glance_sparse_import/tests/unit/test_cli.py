@@ -20,7 +20,7 @@ import subprocess
 import pytest
 
 from glance_sparse_import.cmd import cli
-from glance_sparse_import import copy
+from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
 from glance_sparse_import.sources.base import Chunk
@@ -121,11 +121,8 @@ def test_progress_bar_only_on_a_terminal():
     out = _Terminal()
     bar = cli._ProgressBar(out, 'inspect')
     assert bar.enabled
-    stats = copy.CopyStats(100 * MiB)
-    stats.processed = 25 * MiB
-    bar(stats, [])
-    stats.processed = 100 * MiB
-    bar.complete(stats)
+    bar.draw(25 * MiB, 100 * MiB)
+    bar.complete(100 * MiB)
     bar.close()
     text = out.getvalue()
     assert text.startswith('\rinspect [#######  ')
@@ -136,9 +133,34 @@ def test_progress_bar_only_on_a_terminal():
 def test_progress_bar_not_drawn_is_not_closed():
     out = _Terminal()
     bar = cli._ProgressBar(out, 'inspect')
-    bar.complete(copy.CopyStats(1))
+    bar.complete(1)
     bar.close()
     assert out.getvalue() == ''
+
+
+class _Bar(object):
+
+    def __init__(self):
+        self.drawn = []
+
+    def draw(self, done, total):
+        self.drawn.append((done, total))
+
+
+def test_progress_hasher_feeds_zeros_in_pieces(monkeypatch):
+    monkeypatch.setattr(cli, 'PROGRESS_INTERVAL', 0)
+    hasher = hashing.ParallelHasher(['md5', 'sha1'])
+    bar = _Bar()
+    feed = cli._ProgressHasher(hasher, bar, 11 * MiB)
+    data = random.Random(2).randbytes(MiB)
+    feed.update(data)
+    feed.update_zeros(10 * MiB)
+    md5, sha1 = hasher.hexdigests()
+    whole = data + bytes(10 * MiB)
+    assert (md5, sha1) == (hashlib.md5(whole).hexdigest(),
+                           hashlib.sha1(whole).hexdigest())
+    assert bar.drawn == [(MiB, 11 * MiB), (5 * MiB, 11 * MiB),
+                         (9 * MiB, 11 * MiB), (11 * MiB, 11 * MiB)]
 
 
 def test_read_image_draws_progress(tmp_path, monkeypatch):
