@@ -259,6 +259,7 @@ def _summary(info, stats, extents, checksum, hash_algo, hash_value, start):
 
 _LABELS = [
     ('name', 'RBD image'),
+    ('pool', 'pool'),
     ('location', 'location'),
     ('format', 'format'),
     ('disk_format', 'disk format in Glance'),
