@@ -35,6 +35,7 @@ class _HashWorker(object):
         self._hash = hashlib.new(algorithm, usedforsecurity=False)
         self._queue = queue.Queue(maxsize=depth)
         self._error = None
+        self.bytes_done = 0
         self._thread = threading.Thread(
             target=self._run, name='hash-%s' % algorithm, daemon=True)
         self._thread.start()
@@ -50,10 +51,13 @@ class _HashWorker(object):
                     full, rest = divmod(item, len(_ZEROS))
                     for _ in range(full):
                         update(_ZEROS)
+                        self.bytes_done += len(_ZEROS)
                     if rest:
                         update(memoryview(_ZEROS)[:rest])
+                        self.bytes_done += rest
                 else:
                     update(item)
+                    self.bytes_done += len(item)
         except Exception as e:  # pragma: no cover - hashlib does not fail
             self._error = e
             # Keep draining so the producer never blocks on a dead worker.
@@ -63,9 +67,19 @@ class _HashWorker(object):
     def put(self, item):
         self._queue.put(item)
 
-    def finish(self):
+    def stop(self):
         self._queue.put(_STOP)
-        self._thread.join()
+
+    def join(self, timeout=None):
+        self._thread.join(timeout)
+        return not self._thread.is_alive()
+
+    def finish(self):
+        self.stop()
+        self.join()
+        return self.result()
+
+    def result(self):
         if self._error is not None:
             raise self._error
         return self._hash.hexdigest()
@@ -94,9 +108,24 @@ class ParallelHasher(object):
                 worker.put(length)
             self.bytes_hashed += length
 
-    def hexdigests(self):
-        """Wait for every worker and return the digests, in order."""
-        return [worker.finish() for worker in self._workers]
+    @property
+    def bytes_done(self):
+        """Bytes of the stream every algorithm has hashed so far."""
+        return min(worker.bytes_done for worker in self._workers)
+
+    def hexdigests(self, progress=None, interval=10.0):
+        """Wait for every worker and return the digests, in order.
+
+        Hashing the zero runs usually lasts well beyond the copy, so
+        ``progress()`` is called every ``interval`` seconds meanwhile; it
+        may raise to give up (the workers still finish their queue).
+        """
+        for worker in self._workers:
+            worker.stop()
+        for worker in self._workers:
+            while not worker.join(interval if progress else None):
+                progress()
+        return [worker.result() for worker in self._workers]
 
     def close(self):
         """Stop the workers without a result (after a failure)."""

@@ -53,3 +53,15 @@ def test_close_without_result_stops_threads():
     hasher.update(b'a' * 10)
     hasher.close()
     assert all(not w._thread.is_alive() for w in hasher._workers)
+
+
+def test_progress_while_waiting_for_digests():
+    hasher = hashing.ParallelHasher(['md5', 'sha512'])
+    hasher.update_zeros(128 * 1024 * 1024)
+    seen = []
+    digests = hasher.hexdigests(progress=lambda: seen.append(
+        hasher.bytes_done), interval=0.01)
+    assert digests == [_expected([128 * 1024 * 1024], 'md5'),
+                       _expected([128 * 1024 * 1024], 'sha512')]
+    assert seen and seen == sorted(seen)
+    assert hasher.bytes_done == 128 * 1024 * 1024
