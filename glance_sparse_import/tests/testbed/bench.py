@@ -488,15 +488,26 @@ def timed_import(api, glance, clusters, path, disk_format, stores, name,
     for store in stores:
         result.rbd_used[store] = clusters[store].rbd_used_bytes(
             image_id, snap='snap')
-    # The plugin sets the image active before it logs its summary.
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        result.summary = parse_import_summary(
-            _read_from(api.log_path, log_offset), image_id)
-        if result.summary or 'sparse_rbd_import' not in api.plugins:
-            break
-        time.sleep(0.2)
+    if 'sparse_rbd_import' in api.plugins:
+        result.summary = _wait_for_summary(api, log_offset, image_id)
     return result
+
+
+def _wait_for_summary(api, log_offset, image_id, timeout=10):
+    # The plugin sets the image active before it logs its summary.
+    deadline = time.monotonic() + timeout
+    while True:
+        summary = parse_import_summary(
+            _read_from(api.log_path, log_offset), image_id)
+        if summary:
+            return summary
+        if time.monotonic() > deadline:
+            # Glance runs the import without a plugin it cannot load.
+            raise BenchError(
+                'image %s went active without sparse_rbd_import: no '
+                'summary line in %s (did the plugin load?)' % (
+                    image_id, api.log_path))
+        time.sleep(0.2)
 
 
 def delete_image(api, clusters, image_id, stores):

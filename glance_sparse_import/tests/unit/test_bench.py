@@ -95,6 +95,26 @@ def test_parse_import_summary_picks_the_image():
     assert bench.parse_import_summary(log, 'other') is None
 
 
+class _FakeAPI(object):
+    plugins = ['sparse_rbd_import']
+
+    def __init__(self, log_path):
+        self.log_path = log_path
+
+
+def test_wait_for_summary(tmp_path):
+    api = _FakeAPI(str(tmp_path / 'glance-api.log'))
+    with open(api.log_path, 'w') as f:
+        f.write('old line\n')
+    offset = os.path.getsize(api.log_path)
+    with open(api.log_path, 'a') as f:
+        f.write('INFO [-] %s\n' % (SUMMARY % ID1))
+    found = bench._wait_for_summary(api, offset, ID1, timeout=0.1)
+    assert found['image'] == ID1
+    with pytest.raises(bench.BenchError, match='without sparse_rbd_import'):
+        bench._wait_for_summary(api, offset, ID2, timeout=0.1)
+
+
 def test_descendants():
     table = {pid: bench.ProcStat(pid, ppid, 0, 0, 0) for pid, ppid in
              [(10, 1), (11, 10), (12, 10), (13, 11), (14, 13), (20, 1)]}
