@@ -15,6 +15,7 @@
 # pytest_plugins is refused outside the root conftest; import instead.
 from glance_sparse_import.tests.testbed.fixtures import ceph_cluster  # noqa
 from glance_sparse_import.tests.testbed.fixtures import ceph_cluster2  # noqa
+from glance_sparse_import.tests.testbed.fixtures import ceph_cluster3  # noqa
 from glance_sparse_import.tests.testbed.fixtures import file_server  # noqa
 from glance_sparse_import.tests.testbed.fixtures import glance_api_factory  # noqa
 from glance_sparse_import.tests.testbed.fixtures import image_builder  # noqa

@@ -172,6 +172,23 @@ class CephCluster(object):
         procs.wait_until(self._osd_up, timeout,
                          '%s of %s did not come up' % (osd, self.name))
 
+    def stop_mon(self, timeout=60):
+        """Stop the monitor: clients can no longer connect.
+
+        The OSD keeps running and finds the monitor again after
+        start_mon().
+        """
+        self._stop_daemon('mon.%s' % self.MON_ID, timeout=timeout)
+
+    def start_mon(self, timeout=60):
+        """Start the stopped monitor again, on its ports, with its data."""
+        mon = 'mon.%s' % self.MON_ID
+        self._run(['ceph-mon', '--conf', self.conf_path, '-i', self.MON_ID],
+                  timeout=timeout)
+        self._remember_pid(mon)
+        procs.wait_until(self._osd_up, timeout,
+                         '%s of %s did not come back' % (mon, self.name))
+
     def ceph(self, *args, timeout=60):
         """Run the ``ceph`` CLI; return its stdout."""
         return self._run(['ceph', '--conf', self.conf_path,

@@ -68,6 +68,13 @@ def ceph_cluster2():
         yield cluster
 
 
+@pytest.fixture(scope='session')
+def ceph_cluster3():
+    """A third independent cluster, for DCN tests (three edge sites)."""
+    with running_cluster('ceph3') as cluster:
+        yield cluster
+
+
 @pytest.fixture
 def scratch_dir():
     """A fresh directory for one test, removed afterwards."""
@@ -156,6 +163,6 @@ def file_server(image_builder):
         yield server
 
 
-__all__ = ['ceph_cluster', 'ceph_cluster2', 'scratch_dir', 'image_builder',
-           'glance_api_factory', 'stock_glance', 'stock_cli', 'file_server',
-           'temp_dir', 'running_cluster']
+__all__ = ['ceph_cluster', 'ceph_cluster2', 'ceph_cluster3', 'scratch_dir',
+           'image_builder', 'glance_api_factory', 'stock_glance', 'stock_cli',
+           'file_server', 'temp_dir', 'running_cluster']
