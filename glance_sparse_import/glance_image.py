@@ -32,13 +32,11 @@ def hashing_algorithm(action):
     return _image(action).os_hash_algo or CONF.hashing_algorithm
 
 
-def record_upload(action, locations, checksum, hash_algo, hash_value, size,
-                  virtual_size, converted):
-    """Add ``locations`` [(url, metadata)] and the data's attributes.
+def record_locations(action, locations, checksum, hash_algo, hash_value):
+    """Add ``locations`` [(url, metadata)] and the checksums of their data.
 
     Appending goes through Glance's location proxy, which checks the URL
-    against its store. ``converted`` mirrors image_conversion: the image
-    becomes disk_format raw and container_format bare.
+    against its store.
     """
     image = _image(action)
     for url, metadata in locations:
@@ -47,6 +45,15 @@ def record_upload(action, locations, checksum, hash_algo, hash_value, size,
     image.checksum = checksum
     image.os_hash_algo = hash_algo
     image.os_hash_value = hash_value
+
+
+def record_data(action, size, virtual_size, converted):
+    """Set the attributes of the raw data, as image_conversion does.
+
+    ``converted`` makes the image disk_format raw and container_format
+    bare. Glance's own uploads to the other stores compare the size with
+    the staged file, so this is needed even when no RBD store succeeded.
+    """
     attrs = {'size': size}
     if virtual_size:
         # As set_data: an ISO without a volume size records none.

@@ -12,16 +12,20 @@
 
 """The ``sparse_rbd_import`` plugin of Glance's image import flow.
 
-Glance builds one ``_ImportToStore`` task per target store *after* it has
-built the plugins, from the very list it passed them as ``backend``.
-``get_flow`` takes the RBD stores out of that list, so Glance never uploads
-to them; ``_SparseRbdImport`` then does, reading the staged image once with
-extent awareness, and owns what Glance would have done for those stores:
-the importing and failed store lists, ``all_stores_must_succeed``, setting
-the image ``active`` when it is the last writer, and removing its data when
-the flow fails.
+Glance builds its store upload tasks *after* it has built the plugins, from
+the very list it passed them as ``backend``. ``get_flow`` takes the RBD
+stores out of that list, so Glance never uploads to them; ``_SparseRbdImport``
+then does, reading the staged image once with extent awareness and writing
+every RBD store at once, each through its own cluster connection. It owns
+what Glance would have done for those stores: the importing and failed
+store lists, ``all_stores_must_succeed``, setting the image ``active`` when
+it is the last writer, and removing its data when the flow fails. Stores it
+does not own (file, swift, ...) are left to Glance, which uploads them from
+the staged file; when the staged image is not raw, the raw bytes replace it
+there so that they get exactly the data the RBD stores got.
 """
 
+from concurrent import futures
 import os
 import time
 
@@ -45,6 +49,11 @@ from glance_sparse_import import rbd_target
 from glance_sparse_import import sources
 from glance_sparse_import import stores as rbd_stores
 
+try:
+    from glance.async_.flows import parallel_api_image_import
+except ImportError:  # pragma: no cover - Glance before parallel imports
+    parallel_api_image_import = None
+
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 opts.register_opts(CONF)
@@ -59,7 +68,8 @@ class _SparseRbdImport(task.Task):
     default_provides = 'file_path'
 
     def __init__(self, task_id, task_type, task_repo, action_wrapper,
-                 stores, other_stores, all_stores_must_succeed):
+                 stores, other_stores, all_stores_must_succeed,
+                 others_in_parallel=False):
         self.task_id = task_id
         self.task_type = task_type
         self.task_repo = task_repo
@@ -68,15 +78,36 @@ class _SparseRbdImport(task.Task):
         self.stores = stores
         self.other_stores = other_stores
         self.all_stores_must_succeed = all_stores_must_succeed
+        self.others_in_parallel = others_in_parallel
+        # Every target opened; those dropped (already cleaned up and in
+        # the failed list) and those registered on the image.
         self._targets = []
+        self._dropped = []
         self._registered = []
         self._raw_file = None
+        self._staged_path = None
         super(_SparseRbdImport, self).__init__(
             name='%s-SparseRbdImport-%s' % (task_type, task_id))
 
     @property
     def _store_names(self):
         return [s.name for s in self.stores]
+
+    @property
+    def _sets_active(self):
+        """Whether the image goes active when our stores are written.
+
+        As Glance's serial uploads: the last store when every store must
+        succeed, else the first one. Glance's parallel upload activates the
+        image itself on its first success, and fails on an image already
+        active, so it must find it ``importing``.
+        """
+        if self.all_stores_must_succeed:
+            return not self.other_stores
+        return not self.others_in_parallel
+
+    def _live(self):
+        return [t for t in self._targets if t not in self._dropped]
 
     def execute(self, file_path):
         try:
@@ -90,6 +121,7 @@ class _SparseRbdImport(task.Task):
     def _execute(self, file_path):
         conf = CONF.sparse_rbd_import
         src_path = file_path.split('file://')[-1]
+        self._staged_path = src_path
         timer = _PhaseTimer()
 
         with self.action_wrapper as action:
@@ -100,120 +132,148 @@ class _SparseRbdImport(task.Task):
         info = inspection.inspect_image(
             src_path, claimed_format, inspection.max_virtual_size(CONF),
             python_exec=CONF.wsgi.python_interpreter)
+        converted = info.format not in _KEPT_FORMATS
         timer.lap('inspect')
 
-        targets = self._open_targets(info.size, conf)
-        outputs = list(targets)
-        if self.other_stores and info.format not in _KEPT_FORMATS:
+        self._open_targets(info.size, conf)
+        outputs = self._live()
+        if self.other_stores and converted:
             self._raw_file = file_target.RawFileTarget(
                 '%s.raw' % src_path, info.size)
             self._raw_file.open()
             outputs.append(self._raw_file)
         timer.lap('open')
 
+        stats = checksum = hash_value = None
+        if outputs:
+            stats, checksum, hash_value = self._copy(
+                src_path, info, outputs, hash_algo, conf)
+            timer.lap('copy')
+            self._finish_targets()
+            timer.lap('snapshot')
+
+        good = self._live()
+        if not good and not self.other_stores:
+            raise errors.StoreError('the import failed in every target store')
+        self._register(good, checksum, hash_algo, hash_value, info,
+                       converted)
+        timer.lap('register')
+
+        if good:
+            LOG.info('Image %(image)s imported sparse to %(stores)s: '
+                     'virtual %(virtual)d, allocated %(allocated)d, written '
+                     '%(written)d, zero skipped %(skipped)d bytes; '
+                     '%(phases)s; %(rate).0f MB/s of virtual size',
+                     {'image': self.image_id,
+                      'stores': ','.join(str(t.name) for t in good),
+                      'virtual': stats.virtual_size,
+                      'allocated': stats.allocated,
+                      'written': stats.written,
+                      'skipped': stats.zero_skipped, 'phases': timer,
+                      'rate': stats.virtual_size / max(timer.total, 1e-6) /
+                      1e6})
+
+        if self._raw_file is not None:
+            self._raw_file.finish()
+            # Glance uploads the other stores from the staging URI, as
+            # file_path or as the URI it built its tasks with; both must
+            # give the raw bytes, so they replace the staged file.
+            os.replace(self._raw_file.path, src_path)
+        return file_path
+
+    def _open_targets(self, size, conf):
+        for store in self.stores:
+            self._targets.append(rbd_target.RbdTarget(
+                store, self.image_id, size,
+                writes_in_flight=conf.writes_in_flight,
+                op_timeout=_op_timeout(store, conf)))
+        # In parallel, so unreachable clusters cost one timeout, not one
+        # each.
+        failed = _each(lambda t: t.open(), self._targets)
+        if failed and self.all_stores_must_succeed:
+            raise errors.StoreError('; '.join(str(e) for e in
+                                              failed.values()))
+        # A failed open has already removed what it created.
+        self._dropped.extend(failed)
+        self._mark_failed(failed)
+
+    def _copy(self, src_path, info, outputs, hash_algo, conf):
         hasher = hashing.ParallelHasher(['md5', hash_algo])
         try:
             with sources.open_source(src_path, info, conf) as source:
                 stats, failed = copy.copy_image(
                     source, outputs, hasher, conf.zero_block_size,
-                    tolerate_target_failures=not self.all_stores_must_succeed,
+                    tolerate_target_failures=(
+                        not self.all_stores_must_succeed),
                     progress=self._progress)
-            timer.lap('copy')
             checksum, hash_value = hasher.hexdigests()
-            timer.lap('hash')
+        except errors.StoreError:
+            hasher.close()
+            # Every output failed. Without a raw file to write, the other
+            # stores can still take the staged file.
+            if (self.all_stores_must_succeed or self._raw_file is not None or
+                    not self.other_stores):
+                raise
+            self._drop(self._live())
+            return None, None, None
         except BaseException:
             hasher.close()
             raise
         if self._raw_file in failed:
             raise failed[self._raw_file]
-        for target in targets:
-            if target not in failed:
-                self._finish(target, failed)
-        timer.lap('snapshot')
+        self._drop([t for t in failed if t is not self._raw_file])
+        return stats, checksum, hash_value
 
-        good = [t for t in targets if t not in failed]
-        bad = [t.store for t in failed if t is not self._raw_file]
-        self._register(good, bad, checksum, hash_algo, hash_value, info)
-        timer.lap('register')
+    def _finish_targets(self):
+        failed = _each(lambda t: t.finish(), self._live())
+        if failed and self.all_stores_must_succeed:
+            raise errors.StoreError('; '.join(str(e) for e in
+                                              failed.values()))
+        self._drop(list(failed))
 
-        LOG.info('Image %(image)s imported sparse to %(stores)s: '
-                 'virtual %(virtual)d, allocated %(allocated)d, written '
-                 '%(written)d, zero skipped %(skipped)d bytes; %(phases)s; '
-                 '%(rate).0f MB/s of virtual size',
-                 {'image': self.image_id,
-                  'stores': ','.join(str(t.name) for t in good),
-                  'virtual': stats.virtual_size,
-                  'allocated': stats.allocated, 'written': stats.written,
-                  'skipped': stats.zero_skipped, 'phases': timer,
-                  'rate': stats.virtual_size / max(timer.total, 1e-6) / 1e6})
+    def _drop(self, targets):
+        """Give up on ``targets``: remove their data, list them failed."""
+        targets = [t for t in targets if t not in self._dropped]
+        if not targets:
+            return
+        self._dropped.extend(targets)
+        _each(_remove_quietly, targets)
+        self._mark_failed(targets)
 
-        if self._raw_file is not None:
-            self._raw_file.finish()
-            # The converted file replaces the staged one, as image_conversion
-            # does; _DeleteFromFS removes what we return.
-            os.remove(src_path)
-            return 'file://%s' % self._raw_file.path
-        return file_path
-
-    def _open_targets(self, size, conf):
-        for store in self.stores:
-            timeout = store.connect_timeout
-            if timeout < 0:
-                timeout = conf.ceph_op_timeout
-            target = rbd_target.RbdTarget(
-                store, self.image_id, size,
-                writes_in_flight=conf.writes_in_flight, op_timeout=timeout)
-            self._targets.append(target)
-            try:
-                target.open()
-            except errors.StoreError:
-                if self.all_stores_must_succeed:
-                    raise
-                self._targets.remove(target)
-                self._mark_failed([store])
-        if not self._targets:
-            raise errors.StoreError('no target store could be opened')
-        return list(self._targets)
-
-    def _finish(self, target, failed):
-        try:
-            target.finish()
-        except errors.StoreError as e:
-            if self.all_stores_must_succeed:
-                raise
-            failed[target] = e
-
-    def _mark_failed(self, stores):
-        names = [s.name for s in stores]
+    def _mark_failed(self, targets):
+        if not targets:
+            return
+        names = [t.name for t in targets]
+        LOG.warning('Image %(image)s: not imported to store(s) %(stores)s; '
+                    'all_stores_must_succeed is false, going on',
+                    {'image': self.image_id, 'stores': ','.join(names)})
         with self.action_wrapper as action:
             action.remove_importing_stores(names)
             action.add_failed_stores(names)
 
-    def _register(self, good, bad, checksum, hash_algo, hash_value, info):
-        for target in self._targets:
-            if target not in good:
-                _remove_quietly(target)
-        if not good:
-            raise errors.StoreError('the import failed in every target store')
-        set_active = (not self.all_stores_must_succeed or
-                      not self.other_stores)
+    def _register(self, good, checksum, hash_algo, hash_value, info,
+                  converted):
         with self.action_wrapper as action:
             _check_not_deleted(action)
-            glance_image.record_upload(
-                action,
-                [(t.url, rbd_stores.location_metadata(t.store))
-                 for t in good],
-                checksum, hash_algo, hash_value,
-                size=info.size, virtual_size=info.virtual_size,
-                converted=info.format not in _KEPT_FORMATS)
-            action.remove_importing_stores([t.name for t in good] +
-                                           [s.name for s in bad])
-            action.add_failed_stores([s.name for s in bad])
-            if set_active:
-                action.set_image_attribute(status='active')
+            if good:
+                glance_image.record_locations(
+                    action,
+                    [(t.url, rbd_stores.location_metadata(t.store))
+                     for t in good],
+                    checksum, hash_algo, hash_value)
+            if good or self._raw_file is not None:
+                glance_image.record_data(action, info.size,
+                                         info.virtual_size, converted)
+            if good:
+                action.remove_importing_stores([t.name for t in good])
+                if self._sets_active:
+                    action.set_image_attribute(status='active')
         self._registered = good
 
     def _progress(self, stats, targets):
+        # Let os_glance_importing_to_stores shrink as stores fail, not
+        # only when the copy ends.
+        self._drop([t for t in self._live() if t not in targets])
         task_obj = script_utils.get_task(self.task_repo, self.task_id)
         if task_obj is None or task_obj.status != 'processing':
             raise glance_exception.TaskAbortedError()
@@ -229,40 +289,89 @@ class _SparseRbdImport(task.Task):
         self.task_repo.save(task_obj)
 
     def revert(self, result, **kwargs):
-        we_failed = isinstance(result, failure.Failure)
-        if we_failed:
+        if isinstance(result, failure.Failure):
             LOG.error('Sparse import of image %(image)s failed: %(err)s',
                       {'image': self.image_id,
                        'err': result.exception_str})
-        for target in self._targets:
-            if target not in self._registered:
-                _remove_quietly(target)
+        _each(_remove_quietly, [t for t in self._live()
+                                if t not in self._registered])
         if self._raw_file is not None:
             self._raw_file.remove()
+        if self._staged_path is not None:
+            # As image_conversion: a failed import leaves the image queued,
+            # so nothing will use the staged data again.
+            _unlink_quietly(self._staged_path)
         try:
             with self.action_wrapper as action:
                 for target in self._registered:
                     # Glance's location proxy deletes the RBD image too.
                     action.remove_location_for_store(target.name)
                 action.set_image_attribute(status='queued')
-                action.remove_importing_stores(self._store_names)
-                if we_failed:
-                    # The stores after us will not run either.
-                    action.remove_importing_stores(self.other_stores)
-                    action.add_failed_stores(self._store_names +
-                                             self.other_stores)
+                # As image_conversion: every store of the request failed,
+                # including those after us that will never run.
+                names = self._store_names + self.other_stores
+                action.remove_importing_stores(names)
+                action.add_failed_stores(names)
         except Exception as e:
             LOG.warning('Could not update image %(image)s while reverting '
                         'its sparse import: %(err)s',
                         {'image': self.image_id, 'err': e})
-            for target in self._registered:
-                _remove_quietly(target)
+            _each(_remove_quietly, self._registered)
+
+
+def _op_timeout(store, conf):
+    """The store's Ceph timeout; ours when it has none (-1)."""
+    if store.connect_timeout < 0:
+        return conf.ceph_op_timeout
+    return store.connect_timeout
+
+
+def _each(func, targets):
+    """Call ``func(target)`` for every target at once.
+
+    Returns ``{target: StoreError}`` for the targets that failed; any other
+    exception is raised after every call has ended.
+    """
+    targets = list(targets)
+    if not targets:
+        return {}
+    if len(targets) == 1:
+        calls = {targets[0]: _call(func, targets[0])}
+    else:
+        with futures.ThreadPoolExecutor(len(targets)) as pool:
+            calls = {t: pool.submit(_call, func, t) for t in targets}
+        calls = {t: f.result() for t, f in calls.items()}
+    failed = {}
+    for target, error in calls.items():
+        if isinstance(error, errors.StoreError):
+            failed[target] = error
+        elif error is not None:
+            raise error
+    return failed
+
+
+def _call(func, target):
+    try:
+        func(target)
+    except Exception as e:
+        return e
+    return None
 
 
 def _check_not_deleted(action):
     if action.image_status == 'deleted':
         raise glance_exception.ImportTaskError(
             'Image has been deleted, aborting import.')
+
+
+def _unlink_quietly(path):
+    try:
+        os.unlink(path)
+    except FileNotFoundError:
+        pass
+    except OSError as e:
+        LOG.warning('Could not remove staged data %(path)s: %(err)s',
+                    {'path': path, 'err': e.strerror})
 
 
 def _remove_quietly(target):
@@ -324,9 +433,27 @@ def get_flow(**kwargs):
     with action_wrapper as action:
         action.add_importing_stores(names)
         action.remove_failed_stores(names)
-    LOG.debug('sparse_rbd_import takes stores %s of image %s', names,
-              action_wrapper.image_id)
+    others_in_parallel = _glance_uploads_in_parallel(import_req, stores)
+    LOG.debug('sparse_rbd_import takes stores %(ours)s of image %(image)s; '
+              'Glance uploads %(others)s%(how)s',
+              {'ours': names, 'image': action_wrapper.image_id,
+               'others': stores or 'none',
+               'how': ' in parallel' if others_in_parallel else ''})
     return flow.add(_SparseRbdImport(
         kwargs.get('task_id'), task_type, kwargs.get('task_repo'),
         action_wrapper, ours, list(stores),
-        import_req.get('all_stores_must_succeed', True)))
+        import_req.get('all_stores_must_succeed', True),
+        others_in_parallel))
+
+
+def _glance_uploads_in_parallel(import_req, stores):
+    """Whether Glance will upload ``stores`` with its parallel import.
+
+    Glance decides after the plugins are built, from the same (shortened)
+    list, so asking it the same question now gives the same answer.
+    """
+    if parallel_api_image_import is None:
+        return False
+    method = (import_req.get('method') or {}).get('name')
+    return parallel_api_image_import.should_use_parallel_store_import(
+        method, stores)

@@ -23,7 +23,9 @@ import collections
 import glance_store
 from glance_store import backend as single_backend
 from oslo_config import cfg
+from oslo_log import log as logging
 
+LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 
 RbdStore = collections.namedtuple(
@@ -44,13 +46,22 @@ def rbd_store(name):
     """Return the ``RbdStore`` for a target store name, or None.
 
     ``name`` is a backend of ``enabled_backends``, or None for Glance without
-    multi-store, whose ``default_store`` is then what counts.
+    multi-store, whose ``default_store`` is then what counts. An RBD store
+    that glance_store cannot configure is None too: Glance then fails it
+    the way it fails any store.
     """
     if CONF.enabled_backends:
         if name is None or CONF.enabled_backends.get(name) != 'rbd':
             return None
-        return _from_store(
-            name, glance_store.get_store_from_store_identifier(name))
+        try:
+            # glance_store configures RBD stores anew for every call, and
+            # connects to the cluster to learn its fsid.
+            store = glance_store.get_store_from_store_identifier(name)
+        except (KeyError, glance_store.exceptions.GlanceStoreException) as e:
+            LOG.warning('RBD store %(store)s is not available, leaving it '
+                        'to Glance: %(err)s', {'store': name, 'err': e})
+            return None
+        return _from_store(name, store)
     if name is not None or CONF.glance_store.default_store != 'rbd':
         return None
     return _from_store(None, single_backend.get_store_from_scheme('rbd'))
