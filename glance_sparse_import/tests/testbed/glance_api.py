@@ -181,7 +181,7 @@ class GlanceAPI(object):
         }
         sections = [
             ('DEFAULT', default),
-            ('database', {'connection': 'sqlite:///' + self.db_path}),
+            ('database', {'connection': 'sqlite:///%s?timeout=60' % self.db_path}),
             ('paste_deploy', {'config_file': os.path.join(
                 self.etc_dir, 'glance-api-paste.ini')}),
             ('oslo_concurrency', {'lock_path': os.path.join(
