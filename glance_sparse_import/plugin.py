@@ -126,6 +126,11 @@ class _SparseRbdImport(task.Task):
 
         with self.action_wrapper as action:
             _check_not_deleted(action)
+            # Not in get_flow: Glance's quota check and download task fail
+            # the import before us with the shortened store list, and
+            # would leave ours listed as importing.
+            action.add_importing_stores(self._store_names)
+            action.remove_failed_stores(self._store_names)
             claimed_format = action.image_disk_format
             hash_algo = glance_image.hashing_algorithm(action)
 
@@ -430,9 +435,6 @@ def get_flow(**kwargs):
     import_req = kwargs.get('import_req') or {}
     action_wrapper = kwargs['action_wrapper']
     names = [s.name for s in ours]
-    with action_wrapper as action:
-        action.add_importing_stores(names)
-        action.remove_failed_stores(names)
     others_in_parallel = _glance_uploads_in_parallel(import_req, stores)
     LOG.debug('sparse_rbd_import takes stores %(ours)s of image %(image)s; '
               'Glance uploads %(others)s%(how)s',

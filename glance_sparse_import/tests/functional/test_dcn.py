@@ -413,3 +413,21 @@ def test_parallel_file_stores_all_fail(sites, image_builder, scratch_dir,
     _check_failed(result, flow, stores)
     for name, blocker in zip(FILES, blockers):
         assert _file_store_is_clean(flow, name, image_id, blocker)
+
+
+def test_download_fails_before_the_plugin(sites, file_server, scratch_dir,
+                                          leftovers):
+    """A failed download must not leave the RBD stores importing.
+
+    Glance's download task reverts with the store list the plugin
+    shortened, so only the plugin can list its stores, once it runs.
+    """
+    flow = _flow(scratch_dir, sites)
+    result = flow.run_import('qcow2', uri=file_server.url('missing.qcow2'),
+                             stores=SITES)
+    image, task = result['image'], result['task']
+    assert task['status'] == 'failure', task
+    assert image['status'] == 'queued'
+    assert image['locations'] == []
+    assert _store_list(image, 'os_glance_importing_to_stores') == set()
+    assert os.listdir(flow.staging_dir) == []
