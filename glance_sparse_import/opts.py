@@ -75,6 +75,15 @@ used for a target store whose ``rados_connect_timeout`` is unset (-1). A full
 or unreachable cluster blocks writes instead of failing them; this bound turns
 that into a clean import failure. 0 disables the bound.
 """),
+    cfg.IntOpt('progress_interval',
+               default=10,
+               min=1,
+               help="""
+Seconds between updates of the import task's message (``glance task-show``)
+with the bytes read, hashed and written. At the same interval the import
+checks that its task is still processing, that it still holds the image's
+import lock and that the image was not deleted, and stops otherwise.
+"""),
 ]
 
 

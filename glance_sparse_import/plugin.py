@@ -85,6 +85,7 @@ class _SparseRbdImport(task.Task):
         self._dropped = []
         self._registered = []
         self._raw_file = None
+        self._hasher = None
         self._staged_path = None
         super(_SparseRbdImport, self).__init__(
             name='%s-SparseRbdImport-%s' % (task_type, task_id))
@@ -203,15 +204,21 @@ class _SparseRbdImport(task.Task):
         self._mark_failed(failed)
 
     def _copy(self, src_path, info, outputs, hash_algo, conf):
-        hasher = hashing.ParallelHasher(['md5', hash_algo])
+        hasher = self._hasher = hashing.ParallelHasher(['md5', hash_algo])
         try:
             with sources.open_source(src_path, info, conf) as source:
                 stats, failed = copy.copy_image(
                     source, outputs, hasher, conf.zero_block_size,
                     tolerate_target_failures=(
                         not self.all_stores_must_succeed),
-                    progress=self._progress)
-            checksum, hash_value = hasher.hexdigests()
+                    progress=self._progress,
+                    progress_interval=conf.progress_interval)
+            # Hashing the zero runs goes on well after the last read:
+            # keep reporting, and keep noticing a cancelled import.
+            survivors = [t for t in outputs if t not in failed]
+            checksum, hash_value = hasher.hexdigests(
+                progress=lambda: self._progress(stats, survivors),
+                interval=conf.progress_interval)
         except errors.StoreError:
             hasher.close()
             # Every output failed. Without a raw file to write, the other
@@ -283,10 +290,11 @@ class _SparseRbdImport(task.Task):
         if task_obj is None or task_obj.status != 'processing':
             raise glance_exception.TaskAbortedError()
         self.action_wrapper.assert_task_lock()
-        task_obj.message = ('Sparse import: %(done)d of %(total)d MiB '
-                            'processed, %(written)d MiB written to %(n)d '
-                            'store(s)' %
-                            {'done': stats.processed // units.Mi,
+        task_obj.message = ('Sparse import: %(read)d of %(total)d MiB '
+                            'read, %(hashed)d MiB hashed, %(written)d MiB '
+                            'written to %(n)d store(s)' %
+                            {'read': stats.processed // units.Mi,
+                             'hashed': self._hasher.bytes_done // units.Mi,
                              'total': stats.virtual_size // units.Mi,
                              'written': stats.written // units.Mi,
                              'n': len([t for t in targets

@@ -181,7 +181,9 @@ class GlanceAPI(object):
         }
         sections = [
             ('DEFAULT', default),
-            ('database', {'connection': 'sqlite:///%s?timeout=60' % self.db_path}),
+            # Wait for a lock up to 60 s, not sqlite's 5, under load.
+            ('database', {'connection':
+                          'sqlite:///%s?timeout=60' % self.db_path}),
             ('paste_deploy', {'config_file': os.path.join(
                 self.etc_dir, 'glance-api-paste.ini')}),
             ('oslo_concurrency', {'lock_path': os.path.join(
