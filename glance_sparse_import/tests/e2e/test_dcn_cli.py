@@ -16,13 +16,13 @@ edge sites behind one Glance API, driven with the real ``glance`` CLI
 """
 
 import filecmp
-import hashlib
 import os
 import time
 
 import pytest
 
 from glance_sparse_import.tests.testbed import cli
+from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
 
 MiB = 1024 ** 2
@@ -58,12 +58,7 @@ def _raw(image_builder, scratch_dir):
     if not os.path.exists(raw):
         procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
                    raw], timeout=300)
-    md5, sha512 = hashlib.md5(), hashlib.sha512()
-    with open(raw, 'rb') as f:
-        for block in iter(lambda: f.read(4 * MiB), b''):
-            md5.update(block)
-            sha512.update(block)
-    return path, raw, md5.hexdigest(), sha512.hexdigest()
+    return (path, raw) + images.file_digests(raw)
 
 
 def _wait_task(glance, image_id, timeout=300):

@@ -18,7 +18,6 @@ After each import the checks of the operators' guide are repeated:
 ``glance image-show``.
 """
 
-import hashlib
 import os
 
 import pytest
@@ -47,11 +46,7 @@ def _export_md5(cluster, image_id, scratch_dir):
     path = os.path.join(scratch_dir, image_id + '.export')
     cluster.rbd('export', '--no-progress', 'images/%s@snap' % image_id, path)
     try:
-        md5 = hashlib.md5()
-        with open(path, 'rb') as f:
-            for block in iter(lambda: f.read(4 * MiB), b''):
-                md5.update(block)
-        return md5.hexdigest(), os.path.getsize(path)
+        return images.file_digests(path, ['md5'])[0], os.path.getsize(path)
     finally:
         os.unlink(path)
 

@@ -108,11 +108,7 @@ def data_extents(path, fmt):
 def expected(path, fmt, workdir):
     """What an import must find and record, from qemu-img and hashlib."""
     raw = raw_of(path, fmt, workdir)
-    md5, sha512 = hashlib.md5(), hashlib.sha512()
-    with open(raw, 'rb') as f:
-        for block in iter(lambda: f.read(4 * MiB), b''):
-            md5.update(block)
-            sha512.update(block)
+    md5, sha512 = images.file_digests(raw)
     extents = data_extents(path, fmt)
     written = 0
     with open(raw, 'rb') as f:
@@ -130,8 +126,8 @@ def expected(path, fmt, workdir):
         'allocated_extents': len(extents),
         'allocated_bytes': sum(length for _start, length in extents),
         'written_bytes': written,
-        'checksum': md5.hexdigest(),
-        'os_hash_value': sha512.hexdigest(),
+        'checksum': md5,
+        'os_hash_value': sha512,
         'raw': raw,
     }
 

@@ -20,7 +20,6 @@ uploads, as ``test_plugin_flow`` does for one store.
 
 import contextlib
 import filecmp
-import hashlib
 import json
 import math
 import os
@@ -32,6 +31,7 @@ import pytest
 
 from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.testbed import ceph
+from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
 
 MiB = 1024 ** 2
@@ -109,15 +109,6 @@ def _flow(workdir, stores, rados_connect_timeout=60, max_parallel_stores=1,
             'max_parallel_stores': max_parallel_stores}})
 
 
-def _digests(path):
-    md5, sha512 = hashlib.md5(), hashlib.sha512()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(4 * MiB), b''):
-            md5.update(block)
-            sha512.update(block)
-    return md5.hexdigest(), sha512.hexdigest()
-
-
 def _raw_of(path):
     raw = path + '.expected.raw'
     if not os.path.exists(raw):
@@ -182,7 +173,7 @@ def _check_active(result, raw, flow, stores, workdir, failed=(),
     image, task = result['image'], result['task']
     assert task['status'] == 'success', (task, result['stderr'][-3000:])
     assert image['status'] == 'active'
-    md5, sha512 = _digests(raw)
+    md5, sha512 = images.file_digests(raw)
     assert image['checksum'] == md5
     assert image['os_hash_algo'] == 'sha512'
     assert image['os_hash_value'] == sha512

@@ -18,27 +18,18 @@ executor, exactly as the API worker does after ``POST .../import``.
 """
 
 import filecmp
-import hashlib
 import os
 import uuid
 
 import pytest
 
 from glance_sparse_import.tests.functional import glance_flow
+from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
 
 MiB = 1024 ** 2
 VIRTUAL = 256 * MiB
 DATA = 40 * MiB
-
-
-def _digests(path):
-    md5, sha512 = hashlib.md5(), hashlib.sha512()
-    with open(path, 'rb') as f:
-        for block in iter(lambda: f.read(4 * MiB), b''):
-            md5.update(block)
-            sha512.update(block)
-    return md5.hexdigest(), sha512.hexdigest()
 
 
 def _raw_of(path, fmt, workdir):
@@ -83,7 +74,7 @@ def _check_active(result, cluster, source, fmt, workdir, store='ceph',
     assert task['status'] == 'success', (task, result['stderr'][-3000:])
     assert image['status'] == 'active'
     raw = _raw_of(source, fmt, workdir)
-    md5, sha512 = _digests(raw)
+    md5, sha512 = images.file_digests(raw)
     assert image['checksum'] == md5
     assert image['os_hash_algo'] == 'sha512'
     assert image['os_hash_value'] == sha512

@@ -22,12 +22,12 @@ task pool's future swallows the error; it has not been established yet
 whether stock Glance loses tasks the same way under this load.
 """
 
-import hashlib
 import os
 import threading
 
 from glance_sparse_import.tests.testbed import bench
 from glance_sparse_import.tests.testbed import cli
+from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
 
 MiB = 1024 ** 2
@@ -38,12 +38,9 @@ def _raw_md5(path, workdir):
     raw = os.path.join(workdir, 'expected.raw')
     procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw],
               timeout=300)
-    md5 = hashlib.md5()
-    with open(raw, 'rb') as f:
-        for block in iter(lambda: f.read(4 * MiB), b''):
-            md5.update(block)
+    md5 = images.file_digests(raw, ['md5'])[0]
     os.unlink(raw)
-    return md5.hexdigest()
+    return md5
 
 
 def test_eight_concurrent_imports(glance_api_factory, ceph_cluster,

@@ -17,6 +17,7 @@ is as sparse as a cloud image: allocated where the filesystem wrote, holes
 elsewhere. qemu-img turns it into qcow2 or VMDK; xorriso builds ISOs.
 """
 
+import hashlib
 import json
 import os
 import random
@@ -166,6 +167,16 @@ def qemu_img_info(path, image_format=None):
     if image_format:
         cmd += ['-f', image_format]
     return json.loads(procs.run(cmd + [path]))
+
+
+def file_digests(path, algorithms=('md5', 'sha512')):
+    """Hex digests of a file's bytes, in the order of ``algorithms``."""
+    hashes = [hashlib.new(a) for a in algorithms]
+    with open(path, 'rb') as f:
+        for block in iter(lambda: f.read(4 * MiB), b''):
+            for h in hashes:
+                h.update(block)
+    return tuple(h.hexdigest() for h in hashes)
 
 
 def allocated_bytes(path):
