@@ -290,15 +290,16 @@ class _SparseRbdImport(task.Task):
         if task_obj is None or task_obj.status != 'processing':
             raise glance_exception.TaskAbortedError()
         self.action_wrapper.assert_task_lock()
+        # One pass writes the same bytes to every store still in it.
+        stores = [str(t.name) for t in targets if t is not self._raw_file]
         task_obj.message = ('Sparse import: %(read)d of %(total)d MiB '
                             'read, %(hashed)d MiB hashed, %(written)d MiB '
-                            'written to %(n)d store(s)' %
+                            'written to each of: %(stores)s' %
                             {'read': stats.processed // units.Mi,
                              'hashed': self._hasher.bytes_done // units.Mi,
                              'total': stats.virtual_size // units.Mi,
                              'written': stats.written // units.Mi,
-                             'n': len([t for t in targets
-                                       if t is not self._raw_file])})
+                             'stores': ', '.join(stores)})
         self.task_repo.save(task_obj)
 
     def revert(self, result, **kwargs):

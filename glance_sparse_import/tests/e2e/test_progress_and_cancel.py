@@ -27,7 +27,7 @@ from glance_sparse_import.tests.testbed import cli
 GiB = 1024 ** 3
 MiB = 1024 ** 2
 MESSAGE = re.compile(r'Sparse import: (\d+) of (\d+) MiB read, (\d+) MiB '
-                     r'hashed, (\d+) MiB written to 1 store\(s\)')
+                     r'hashed, (\d+) MiB written to each of: ceph$')
 
 
 @pytest.fixture
