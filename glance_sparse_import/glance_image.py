@@ -61,9 +61,3 @@ def record_data(action, size, virtual_size, converted):
     if converted:
         attrs.update(disk_format='raw', container_format='bare')
     action.set_image_attribute(**attrs)
-
-
-def has_location(action, store_name):
-    """True if the image has a location in ``store_name``."""
-    return any(loc.get('metadata', {}).get('store') == store_name
-               for loc in action.image_locations)

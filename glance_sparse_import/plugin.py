@@ -192,7 +192,7 @@ class _SparseRbdImport(task.Task):
             self._targets.append(rbd_target.RbdTarget(
                 store, self.image_id, size,
                 writes_in_flight=conf.writes_in_flight,
-                op_timeout=_op_timeout(store, conf)))
+                op_timeout=rbd_stores.op_timeout(store, conf)))
         # In parallel, so unreachable clusters cost one timeout, not one
         # each.
         failed = _each(lambda t: t.open(), self._targets)
@@ -331,13 +331,6 @@ class _SparseRbdImport(task.Task):
                         'its sparse import: %(err)s',
                         {'image': self.image_id, 'err': e})
             _each(_remove_quietly, self._registered)
-
-
-def _op_timeout(store, conf):
-    """The store's Ceph timeout; ours when it has none (-1)."""
-    if store.connect_timeout < 0:
-        return conf.ceph_op_timeout
-    return store.connect_timeout
 
 
 def _each(func, targets):

@@ -67,6 +67,16 @@ def rbd_store(name):
     return _from_store(None, single_backend.get_store_from_scheme('rbd'))
 
 
+def op_timeout(store, conf):
+    """The store's Ceph timeout; ``conf.ceph_op_timeout`` when it has none.
+
+    ``conf`` is the ``[sparse_rbd_import]`` group.
+    """
+    if store.connect_timeout < 0:
+        return conf.ceph_op_timeout
+    return store.connect_timeout
+
+
 def location_metadata(store):
     """Location metadata glance_store returns for this store."""
     return {'store': store.name} if store.name else {}

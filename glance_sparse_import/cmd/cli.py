@@ -321,14 +321,10 @@ def do_import(args):
         name=args.pool, pool=args.pool, user=args.user,
         conf_file=args.conf, chunk_size=args.chunk_size * units.Mi,
         connect_timeout=-1 if args.timeout is None else args.timeout)
-    # As the plugin: a store without a timeout gets ceph_op_timeout.
-    timeout = store.connect_timeout
-    if timeout < 0:
-        timeout = CONF.sparse_rbd_import.ceph_op_timeout
     target = rbd_target.RbdTarget(
         store, args.name or str(uuid.uuid4()), info.size,
         writes_in_flight=CONF.sparse_rbd_import.writes_in_flight,
-        op_timeout=timeout)
+        op_timeout=stores.op_timeout(store, CONF.sparse_rbd_import))
     try:
         target.open()
         stats, extents, checksum, hash_value = _read_image(
