@@ -24,7 +24,11 @@ import threading
 
 from oslo_utils import units
 
-_ZEROS = bytes(4 * units.Mi)
+# bytes() of this size comes from calloc: untouched pages that read as the
+# kernel's zero page, so it costs address space, not memory. Each update
+# releases the GIL once; large pieces keep the hash threads from queueing
+# for the GIL thousands of times behind the copy loop.
+_ZEROS = bytes(256 * units.Mi)
 _STOP = object()
 
 
