@@ -18,6 +18,11 @@ module is the one place that reaches it, so a Glance change that moves it
 breaks here (and in the functional tests), not in a cloud.
 """
 
+import urllib.parse
+
+from glance.common import crypt
+from glance.db.sqlalchemy import api as db_api
+from glance.db.sqlalchemy import models
 from oslo_config import cfg
 
 CONF = cfg.CONF
@@ -61,3 +66,50 @@ def record_data(action, size, virtual_size, converted):
     if converted:
         attrs.update(disk_format='raw', container_format='bare')
     action.set_image_attribute(**attrs)
+
+
+def _rbd_spec(url):
+    """``(fsid, pool, image)`` of an RBD location URL, or None.
+
+    As glance_store reads it: a one-component URL leaves the fsid and pool
+    to the store (None here).
+    """
+    pieces = url[len('rbd://'):].split('/')
+    if len(pieces) == 1:
+        return None, None, pieces[0]
+    if len(pieces) == 4:
+        return tuple(urllib.parse.unquote(p) for p in pieces[:3])
+    return None
+
+
+def rbd_image_in_use(url):
+    """Whether a location of any image points at the RBD image of ``url``.
+
+    Glance has no query by location, so this reads its database, as its
+    own API workers do; deleted locations do not count.
+    """
+    fsid, pool, name = _rbd_spec(url)
+    key = CONF.metadata_encryption_key
+    with db_api.session_for_read() as session:
+        query = session.query(models.ImageLocation.value).filter_by(
+            deleted=False)
+        if not key:
+            # Encrypted values can only be compared once decrypted.
+            query = query.filter(
+                models.ImageLocation.value.like('rbd://%' + name + '%'))
+        values = [row.value for row in query]
+    for value in values:
+        if key:
+            value = crypt.urlsafe_decrypt(key, value)
+        if not value.startswith('rbd://'):
+            continue
+        spec = _rbd_spec(value)
+        if spec is None:
+            # Not a URL glance_store reads; assume the worst.
+            if name in value:
+                return True
+            continue
+        if (spec[2] == name and spec[1] in (None, pool) and
+                spec[0] in (None, fsid)):
+            return True
+    return False

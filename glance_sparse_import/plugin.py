@@ -192,7 +192,8 @@ class _SparseRbdImport(task.Task):
             self._targets.append(rbd_target.RbdTarget(
                 store, self.image_id, size,
                 writes_in_flight=conf.writes_in_flight,
-                op_timeout=rbd_stores.op_timeout(store, conf)))
+                op_timeout=rbd_stores.op_timeout(store, conf),
+                in_use=glance_image.rbd_image_in_use))
         # In parallel, so unreachable clusters cost one timeout, not one
         # each.
         failed = _each(lambda t: t.open(), self._targets)

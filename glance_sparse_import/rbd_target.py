@@ -51,11 +51,13 @@ class RbdTarget(object):
     ``store`` is a ``stores.RbdStore``. Call ``open`` (creates the image),
     ``write`` any number of times, then ``finish`` (snapshot and protect).
     ``remove`` deletes whatever was created; it is safe at any point and
-    more than once.
+    more than once. ``in_use(url)``, when given, says whether a Glance
+    location points at the RBD image of that location URL; an image left
+    by an import that did not finish is replaced only when it says no.
     """
 
     def __init__(self, store, image_name, size, writes_in_flight=16,
-                 op_timeout=0):
+                 op_timeout=0, in_use=None):
         self.store = store
         self.image_name = str(image_name)
         self.size = size
@@ -69,6 +71,7 @@ class RbdTarget(object):
         self._ioctx = None
         self._image = None
         self._created = False
+        self._in_use = in_use
 
     @property
     def name(self):
@@ -113,15 +116,14 @@ class RbdTarget(object):
             self.fsid = self._client.get_fsid()
             self._ioctx = self._client.open_ioctx(self.store.pool)
             order = int(math.log(self.store.chunk_size, 2))
-            rbd.RBD().create(self._ioctx, self.image_name, self.size, order,
-                             old_format=False, features=self._features())
-            self._created = True
+            try:
+                self._create(order)
+            except rbd.ImageExists:
+                self._remove_stale_image()
+                self._create(order)
             self._image = rbd.Image(self._ioctx, self.image_name)
-        except rbd.ImageExists:
-            self._close()
-            self._fail('an RBD image named %s already exists in pool %s'
-                       % (self.image_name, self.store.pool))
         except errors.StoreError:
+            self._close()
             raise
         except Exception as e:
             self.remove()
@@ -130,6 +132,40 @@ class RbdTarget(object):
                   '%(pool)s, order %(order)d',
                   {'name': self.image_name, 'store': self.name,
                    'pool': self.store.pool, 'order': order})
+
+    def _create(self, order):
+        rbd.RBD().create(self._ioctx, self.image_name, self.size, order,
+                         old_format=False, features=self._features())
+        self._created = True
+
+    def _remove_stale_image(self):
+        """Remove an RBD image of our name left by an unfinished import.
+
+        A Glance API killed mid-import leaves its RBD image behind, and
+        glance_store would then refuse the next import of that image. We
+        hold the image's import lock, so no other import of it is running;
+        an image a location points at is data, never removed. One still
+        open elsewhere (a live writer, or a killed client whose watch has
+        not yet timed out) cannot be removed either.
+        """
+        exists = ('an RBD image named %s already exists in pool %s'
+                  % (self.image_name, self.store.pool))
+        if self._in_use is None:
+            self._fail(exists)
+        if self._in_use(self.url):
+            self._fail('%s and a Glance image location points at it'
+                       % exists)
+        LOG.warning('Store %(store)s: removing RBD image %(name)s in pool '
+                    '%(pool)s, left by an import that did not finish; no '
+                    'image location points at it',
+                    {'store': self.name, 'name': self.image_name,
+                     'pool': self.store.pool})
+        try:
+            remove_image(self._ioctx, self.image_name)
+        except rbd.ImageBusy as e:
+            self._fail('%s, left by an import that did not finish, and '
+                       'another client still uses it; try again later'
+                       % exists, e)
 
     def _completed(self, completion):
         ret = completion.get_return_value()
