@@ -291,7 +291,12 @@ class _SparseRbdImport(task.Task):
         task_obj = script_utils.get_task(self.task_repo, self.task_id)
         if task_obj is None or task_obj.status != 'processing':
             raise glance_exception.TaskAbortedError()
-        self.action_wrapper.assert_task_lock()
+        try:
+            self.action_wrapper.assert_task_lock()
+        except glance_exception.TaskAbortedError:
+            # Glance would only say "Internal Error".
+            raise errors.SparseImportError(
+                'another task took the import lock of the image')
         # One pass writes the same bytes to every store still in it.
         stores = [str(t.name) for t in targets if t is not self._raw_file]
         task_obj.message = ('Sparse import: %(read)d of %(total)d MiB '
@@ -313,12 +318,13 @@ class _SparseRbdImport(task.Task):
                                 if t not in self._registered])
         if self._raw_file is not None:
             self._raw_file.remove()
-        if self._staged_path is not None:
-            # As image_conversion: a failed import leaves the image queued,
-            # so nothing will use the staged data again.
-            _unlink_quietly(self._staged_path)
         try:
             with self.action_wrapper as action:
+                if self._staged_path is not None:
+                    # As image_conversion: a failed import leaves the image
+                    # queued, so nothing will use the staged data again.
+                    # Not once another task holds the lock: it is theirs.
+                    _unlink_quietly(self._staged_path)
                 for target in self._registered:
                     # Glance's location proxy deletes the RBD image too.
                     action.remove_location_for_store(target.name)
