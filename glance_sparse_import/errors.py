@@ -32,3 +32,11 @@ class SourceError(SparseImportError):
 
 class StoreError(SparseImportError):
     """Writing to a Ceph target store failed."""
+
+
+class QuotaExceeded(SparseImportError):
+    """Storing the image would exceed a size limit or quota."""
+
+
+class SignatureError(SparseImportError):
+    """The image signature could not be verified."""

@@ -45,8 +45,11 @@ from glance_sparse_import import glance_image
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
+from glance_sparse_import import quotas
 from glance_sparse_import import rbd_target
+from glance_sparse_import import signature
 from glance_sparse_import import sources
+from glance_sparse_import import staging
 from glance_sparse_import import stores as rbd_stores
 
 try:
@@ -69,8 +72,9 @@ class _SparseRbdImport(task.Task):
 
     def __init__(self, task_id, task_type, task_repo, action_wrapper,
                  stores, other_stores, all_stores_must_succeed,
-                 others_in_parallel=False):
+                 others_in_parallel=False, context=None):
         self.task_id = task_id
+        self.context = context
         self.task_type = task_type
         self.task_repo = task_repo
         self.action_wrapper = action_wrapper
@@ -121,7 +125,7 @@ class _SparseRbdImport(task.Task):
 
     def _execute(self, file_path):
         conf = CONF.sparse_rbd_import
-        src_path = file_path.split('file://')[-1]
+        src_path = staging.staged_path(file_path)
         self._staged_path = src_path
         timer = _PhaseTimer()
 
@@ -134,11 +138,17 @@ class _SparseRbdImport(task.Task):
             action.remove_failed_stores(self._store_names)
             claimed_format = action.image_disk_format
             hash_algo = glance_image.hashing_algorithm(action)
+            extra_properties = action.image_extra_properties
 
+        # What the owner signed is what they uploaded: verify it before
+        # anything reads it as an image.
+        signature.verify(self.context, extra_properties, src_path,
+                         self.image_id)
         info = inspection.inspect_image(
             src_path, claimed_format, inspection.max_virtual_size(CONF),
             python_exec=CONF.wsgi.python_interpreter)
         converted = info.format not in _KEPT_FORMATS
+        quotas.check(self.context, self.image_id, info.size)
         timer.lap('inspect')
 
         self._open_targets(info.size, conf)
@@ -161,6 +171,10 @@ class _SparseRbdImport(task.Task):
         good = self._live()
         if not good and not self.other_stores:
             raise errors.StoreError('the import failed in every target store')
+        if good:
+            # As Glance after an upload: another import may have used the
+            # quota meanwhile.
+            quotas.check(self.context, self.image_id, info.size)
         self._register(good, checksum, hash_algo, hash_value, info,
                        converted)
         timer.lap('register')
@@ -455,7 +469,7 @@ def get_flow(**kwargs):
         kwargs.get('task_id'), task_type, kwargs.get('task_repo'),
         action_wrapper, ours, list(stores),
         import_req.get('all_stores_must_succeed', True),
-        others_in_parallel))
+        others_in_parallel, context=kwargs.get('context')))
 
 
 def _glance_uploads_in_parallel(import_req, stores):

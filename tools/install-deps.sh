@@ -23,6 +23,8 @@ PACKAGES=(
     python3-rados python3-rbd python3-libnbd libnbd-bin
     # qemu-img and qemu-nbd.
     qemu-utils
+    # Signing test images.
+    openssl
     # Test images: mke2fs -d for ext4, xorriso for ISO 9660.
     e2fsprogs xorriso
     # Virtualenvs, and a compiler for uWSGI, which PyPI ships as source.

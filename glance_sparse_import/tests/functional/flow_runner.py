@@ -23,6 +23,7 @@ Glance and glance_store keep their configuration in globals.
 
 import argparse
 import json
+import os
 import shutil
 import sys
 import traceback
@@ -80,23 +81,34 @@ def run(args):
     from glance import gateway as glance_gateway
 
     _setup(args.config_file)
+    if args.keystone_limits is not None:
+        # Keystone's registered limits, through oslo.limit's own fixture;
+        # Glance's enforcement code runs unchanged.
+        from oslo_limit import fixture as limit_fixture
+        limit_fixture.LimitFixture(args.keystone_limits, {}).setUp()
     ctx = glance_context.RequestContext(
         project_id=uuid.uuid4().hex, user_id=uuid.uuid4().hex,
-        roles=['admin', 'member'], is_admin=True)
+        roles=['admin', 'member'], is_admin=True,
+        auth_token=args.auth_token)
     gateway = glance_gateway.Gateway()
     image_repo = gateway.get_repo(ctx)
     image = gateway.get_image_factory(ctx).new_image(
         name='functional', disk_format=args.disk_format,
-        container_format='bare', **({'image_id': args.image_id}
-                                    if args.image_id else {}))
+        container_format='bare',
+        extra_properties=dict(p.split('=', 1) for p in args.property),
+        **({'image_id': args.image_id} if args.image_id else {}))
     image_repo.add(image)
 
     method = {'name': args.method}
     if args.method == 'glance-direct':
-        shutil.copyfile(args.file, _staging_path(image.image_id))
+        if args.stage_symlink:
+            os.symlink(os.path.abspath(args.file),
+                       _staging_path(image.image_id))
+        else:
+            shutil.copyfile(args.file, _staging_path(image.image_id))
         image = image_repo.get(image.image_id)
         image.status = 'uploading'
-        image.size = __import__('os').path.getsize(args.file)
+        image.size = os.path.getsize(args.file)
         image_repo.save(image, from_state='queued')
     else:
         method['uri'] = args.uri
@@ -142,6 +154,13 @@ def main(argv=None):
     parser.add_argument('--stores', help='comma-separated target stores')
     parser.add_argument('--image-id')
     parser.add_argument('--all-stores-must-succeed', type=json.loads)
+    parser.add_argument('--property', action='append', default=[],
+                        help='KEY=VALUE, an extra property of the image')
+    parser.add_argument('--stage-symlink', action='store_true',
+                        help='stage a symbolic link to --file, not a copy')
+    parser.add_argument('--keystone-limits', type=json.loads,
+                        help='JSON {resource: limit}: registered limits')
+    parser.add_argument('--auth-token', help="the request's token")
     args = parser.parse_args(argv)
     result = run(args)
     sys.stdout.write('RESULT ' + json.dumps(result) + '\n')

@@ -53,8 +53,11 @@ class GlanceFlow(object):
 
     def run_import(self, disk_format, file=None, uri=None, stores=None,
                    all_stores_must_succeed=None, image_id=None,
-                   timeout=600):
-        """Import; return ``{'image': {...}, 'task': {...}}``."""
+                   timeout=600, extra_args=()):
+        """Import; return ``{'image': {...}, 'task': {...}}``.
+
+        ``extra_args`` are more options of ``flow_runner``.
+        """
         cmd = [sys.executable, '-m',
                'glance_sparse_import.tests.functional.flow_runner',
                '--config-file', self._conf('glance-api.conf'),
@@ -71,6 +74,7 @@ class GlanceFlow(object):
                     json.dumps(all_stores_must_succeed)]
         if image_id:
             cmd += ['--image-id', image_id]
+        cmd += list(extra_args)
         res = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=timeout, stdin=subprocess.DEVNULL)
         for line in res.stdout.splitlines():

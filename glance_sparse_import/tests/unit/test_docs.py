@@ -34,7 +34,7 @@ pytestmark = pytest.mark.skipif(not os.path.isdir(DOC),
 
 # Calls whose first argument ends up in a task message.
 _ERROR_CALLS = {'InvalidImage', 'SourceError', 'StoreError', '_fail',
-                'UploadException'}
+                'UploadException', 'QuotaExceeded', 'SignatureError'}
 
 
 def _read(*parts):
