@@ -373,6 +373,16 @@ class GlanceAPI(object):
         except FileNotFoundError:
             pass
 
+    def kill(self):
+        """SIGKILL uWSGI, its workers and their children, as a crash."""
+        if self._proc is not None:
+            try:
+                os.killpg(self._proc.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            self._proc.wait()
+        self.stop()
+
     def restart(self, timeout=90):
         """Stop and start again on the same port, rereading attributes."""
         self.stop()

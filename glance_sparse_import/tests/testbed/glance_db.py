@@ -81,3 +81,10 @@ def set_location_urls(path, image_id, url):
     with _db(path) as conn:
         conn.execute('UPDATE image_locations SET value = ? WHERE '
                      'image_id = ? AND NOT deleted', (url, image_id))
+
+
+def set_image_status(path, image_id, status):
+    """Set an image's status, as an operator repairing it would."""
+    with _db(path) as conn:
+        conn.execute('UPDATE images SET status = ? WHERE id = ?',
+                     (status, image_id))
