@@ -27,6 +27,7 @@ there so that they get exactly the data the RBD stores got.
 
 from concurrent import futures
 import os
+import threading
 import time
 
 from glance.common import exception as glance_exception
@@ -64,6 +65,8 @@ opts.register_opts(CONF)
 # Formats stock Glance stores as they are: image_conversion leaves raw and
 # iso alone and converts everything else to raw/bare.
 _KEPT_FORMATS = ('raw', 'iso')
+# Closing, then removing an RBD image: how many Ceph timeouts to wait.
+_REMOVE_TIMEOUTS = 3
 
 
 class _SparseRbdImport(task.Task):
@@ -404,13 +407,32 @@ def _unlink_quietly(path):
 
 
 def _remove_quietly(target):
+    # With the OSD gone, librbd can wait on the image beyond every Ceph
+    # timeout: stop waiting so the import still fails in bounded time.
+    # The next import of the image removes what is left.
+    remover = threading.Thread(target=_remove_logged, args=(target,),
+                               daemon=True)
+    remover.start()
+    remover.join(_REMOVE_TIMEOUTS * target.op_timeout or None)
+    if remover.is_alive():
+        LOG.error('Could not remove RBD image %(name)s from store '
+                  '%(store)s: no answer from Ceph within %(secs)d s. It '
+                  'stays in pool %(pool)s until the next import of this '
+                  'image removes it',
+                  {'name': target.image_name, 'store': target.name,
+                   'secs': _REMOVE_TIMEOUTS * target.op_timeout,
+                   'pool': target.store.pool})
+
+
+def _remove_logged(target):
     try:
         target.remove()
     except Exception as e:
         LOG.error('Could not remove RBD image %(name)s from store '
-                  '%(store)s: %(err)s',
+                  '%(store)s: %(err)s. It stays in pool %(pool)s until the '
+                  'next import of this image removes it',
                   {'name': target.image_name, 'store': target.name,
-                   'err': e})
+                   'err': e, 'pool': target.store.pool})
 
 
 class _PhaseTimer(object):

@@ -78,6 +78,11 @@ class RbdTarget(object):
         return self.store.name
 
     @property
+    def op_timeout(self):
+        """Seconds each Ceph operation may take; 0 for no bound."""
+        return self._timeout
+
+    @property
     def url(self):
         return location_url(self.fsid, self.store.pool, self.image_name)
 
