@@ -23,6 +23,10 @@ PACKAGES=(
     python3-rados python3-rbd python3-libnbd libnbd-bin
     # qemu-img and qemu-nbd.
     qemu-utils
+    # Glance's database in the load tests (sqlite loses tasks under
+    # concurrent writers): the server binaries, no system service, and
+    # my_print_defaults for mariadb-install-db.
+    mariadb-server-core mariadb-client-core
     # Signing test images.
     openssl
     # Test images: mke2fs -d for ext4, xorriso for ISO 9660.

@@ -28,6 +28,7 @@ from glance_sparse_import.tests.testbed import cli
 from glance_sparse_import.tests.testbed import glance_api
 from glance_sparse_import.tests.testbed import http_server
 from glance_sparse_import.tests.testbed import images
+from glance_sparse_import.tests.testbed import mariadb
 
 
 @contextlib.contextmanager
@@ -73,6 +74,17 @@ def ceph_cluster3():
     """A third independent cluster, for DCN tests (three edge sites)."""
     with running_cluster('ceph3') as cluster:
         yield cluster
+
+
+@pytest.fixture(scope='session')
+def mariadb_server():
+    """A :class:`~.mariadb.MariaDB` shared by the session.
+
+    ``mariadb_server.create_database()`` gives an API its own database.
+    """
+    with temp_dir('mariadb') as workdir:
+        with mariadb.MariaDB(workdir) as server:
+            yield server
 
 
 @pytest.fixture
@@ -163,6 +175,7 @@ def file_server(image_builder):
         yield server
 
 
-__all__ = ['ceph_cluster', 'ceph_cluster2', 'ceph_cluster3', 'scratch_dir',
+__all__ = ['ceph_cluster', 'ceph_cluster2', 'ceph_cluster3',
+           'mariadb_server', 'scratch_dir',
            'image_builder', 'glance_api_factory', 'stock_glance', 'stock_cli',
            'file_server', 'temp_dir', 'running_cluster']

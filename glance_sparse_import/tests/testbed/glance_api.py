@@ -101,13 +101,17 @@ class GlanceAPI(object):
     :param extra_conf: ``{section: {option: value}}`` merged into
         glance-api.conf
     :param extra_import_conf: the same for glance-image-import.conf
+    :param database: SQLAlchemy URL of an empty database (such as
+        :meth:`~.mariadb.MariaDB.create_database` gives); None makes a
+        sqlite file in workdir
     """
 
     def __init__(self, workdir, stores, default_store=None,
                  plugins=('sparse_rbd_import',), image_conversion=False,
                  thin_provisioning=True, multistore=True,
                  rbd_chunk_size=8, rados_connect_timeout=60, workers=2,
-                 debug=True, extra_conf=None, extra_import_conf=None):
+                 debug=True, extra_conf=None, extra_import_conf=None,
+                 database=None):
         self.workdir = os.path.abspath(workdir)
         self.stores = dict(stores)
         if not self.stores:
@@ -131,6 +135,9 @@ class GlanceAPI(object):
         self.uwsgi_log_path = os.path.join(self.workdir, 'uwsgi.log')
         self.pid_path = os.path.join(self.workdir, 'uwsgi.pid')
         self.db_path = os.path.join(self.workdir, 'glance.sqlite')
+        # Wait for a lock up to 60 s, not sqlite's 5, under load (which
+        # does not cover every lock: see mariadb.py).
+        self.database = database or 'sqlite:///%s?timeout=60' % self.db_path
         self.port = None
         self._proc = None
 
@@ -181,9 +188,7 @@ class GlanceAPI(object):
         }
         sections = [
             ('DEFAULT', default),
-            # Wait for a lock up to 60 s, not sqlite's 5, under load.
-            ('database', {'connection':
-                          'sqlite:///%s?timeout=60' % self.db_path}),
+            ('database', {'connection': self.database}),
             ('paste_deploy', {'config_file': os.path.join(
                 self.etc_dir, 'glance-api-paste.ini')}),
             ('oslo_concurrency', {'lock_path': os.path.join(
@@ -313,7 +318,9 @@ class GlanceAPI(object):
             if not port_chosen:
                 self.port = procs.free_port()
             self.write_config()
-            if not os.path.exists(self.db_path):
+            # db_sync is idempotent; a sqlite file needs it only once.
+            if (not self.database.startswith('sqlite:') or
+                    not os.path.exists(self.db_path)):
                 procs.run([procs.bin_path('glance-manage'), '--config-file',
                            os.path.join(self.etc_dir, 'glance-api.conf'),
                            'db_sync'], timeout=120)
