@@ -26,12 +26,18 @@ as the current user; root connects without a password.
 """
 
 import os
+import shutil
 import subprocess
 import uuid
 
 import pymysql
 
 from glance_sparse_import.tests.testbed import procs
+
+
+def _mariadbd():
+    # /usr/sbin, which a non-login PATH may lack.
+    return shutil.which('mariadbd') or '/usr/sbin/mariadbd'
 
 
 class MariaDBError(Exception):
@@ -69,7 +75,7 @@ class MariaDB(object):
                        '--auth-root-authentication-method=normal',
                        '--skip-test-db'], timeout=120)
         self._proc = subprocess.Popen(
-            ['mariadbd', '--no-defaults', '--user=root',
+            [_mariadbd(), '--no-defaults', '--user=root',
              '--skip-networking', '--datadir=%s' % self.data_dir,
              '--socket=%s' % self.socket_path,
              '--pid-file=%s' % self.pid_path,
