@@ -44,6 +44,15 @@ def _data_bytes(i):
     return (96 + 16 * i) * MiB
 
 
+def _raw_md5(path, workdir):
+    raw = os.path.join(workdir, 'expected.raw')
+    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path, raw],
+              timeout=300)
+    md5 = images.file_digests(raw, ['md5'])[0]
+    os.unlink(raw)
+    return md5
+
+
 @pytest.fixture(scope='module')
 def load_images(image_builder):
     """``{path: md5 of its raw data}`` of IMPORTS different qcow2 images."""
@@ -51,19 +60,13 @@ def load_images(image_builder):
     # its own checksum; every other image is compressed.
     paths = [image_builder.qcow2(GiB, _data_bytes(i), compressed=bool(i % 2))
              for i in range(IMPORTS)]
-    expected = {}
     with fixtures.temp_dir('load') as workdir:
-        raw = os.path.join(workdir, 'expected.raw')
-        for path in paths:
-            procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw',
-                       path, raw], timeout=300)
-            expected[path] = images.file_digests(raw, ['md5'])[0]
-            os.unlink(raw)
+        expected = {path: _raw_md5(path, workdir) for path in paths}
     assert len(set(expected.values())) == IMPORTS
     return expected
 
 
-def import_concurrently(api, paths, timeout=300):
+def _import_concurrently(api, paths, timeout=300):
     """Import every path at once through the CLI; sample the workers.
 
     Returns ``({path: image}, [exception], ProcessSampler)``.
@@ -109,7 +112,7 @@ def test_eight_concurrent_imports(glance_api_factory, ceph_cluster,
     api = glance_api_factory({'ceph': ceph_cluster}, 'ceph',
                              plugins=['sparse_rbd_import'],
                              database=mariadb_server.create_database())
-    results, failures, sampler = import_concurrently(api, list(load_images))
+    results, failures, sampler = _import_concurrently(api, list(load_images))
     _assert_all_imported(results, failures, load_images, ceph_cluster)
     assert sum(map(_data_bytes, range(IMPORTS))) > WORKER_GROWTH_LIMIT
     assert sampler.worker_growth < WORKER_GROWTH_LIMIT, sampler.worker_growth
@@ -121,6 +124,6 @@ def test_eight_concurrent_imports_stock(glance_api_factory, ceph_cluster,
     api = glance_api_factory({'ceph': ceph_cluster}, 'ceph',
                              plugins=['image_conversion'],
                              database=mariadb_server.create_database())
-    results, failures, sampler = import_concurrently(api, list(load_images))
+    results, failures, sampler = _import_concurrently(api, list(load_images))
     _assert_all_imported(results, failures, load_images, ceph_cluster)
     assert sampler.worker_growth < WORKER_GROWTH_LIMIT, sampler.worker_growth
