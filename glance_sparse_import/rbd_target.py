@@ -19,6 +19,7 @@ they clone any Glance image. Writes go through librbd's asynchronous API
 with a bounded number in flight.
 """
 
+import errno
 import math
 import threading
 import urllib.parse
@@ -36,6 +37,10 @@ except ImportError:  # pragma: no cover - checked when a store is used
 LOG = logging.getLogger(__name__)
 
 SNAPSHOT = 'snap'
+# librbd removes an image by first adding it to this object and, without
+# the fix for Ceph tracker 64800 (16.2.15 lacks it), creates the object on
+# first use: impossible in a full pool.
+TRASH_OBJECT = 'rbd_trash'
 
 
 def location_url(fsid, pool, image_name, snapshot=SNAPSHOT):
@@ -108,6 +113,36 @@ class RbdTarget(object):
             self._fail('cannot connect to the Ceph cluster', e)
         return client
 
+    def _open_ioctx(self, client):
+        """An I/O context whose writes fail on a full pool, not block.
+
+        As for ``rbd rm``: a full pool (or one over its quota) then fails a
+        write at once with ENOSPC (EDQUOT), a close no longer blocks on it
+        and leaves no watch behind, and the removal, which frees space,
+        goes through. No write is let through a full pool.
+        """
+        ioctx = client.open_ioctx(self.store.pool)
+        full_try = getattr(ioctx, 'set_pool_full_try', None)
+        (full_try or ioctx.set_osdmap_full_try)()
+        return ioctx
+
+    def _ensure_trash_object(self):
+        """Create the pool's trash object, as ``rbd pool init`` now does.
+
+        Otherwise, in a pool where no image was ever removed, a full pool
+        makes every removal fail (creating the object needs space).
+        """
+        try:
+            with rados.WriteOpCtx() as op:
+                op.new(rados.LIBRADOS_CREATE_IDEMPOTENT)
+                self._ioctx.operate_write_op(op, TRASH_OBJECT)
+        except Exception as e:
+            # Creating the image tells what is wrong, if anything is.
+            LOG.debug('Store %(store)s: cannot create %(obj)s in pool '
+                      '%(pool)s: %(exc)s',
+                      {'store': self.name, 'obj': TRASH_OBJECT,
+                       'pool': self.store.pool, 'exc': e})
+
     def _features(self):
         features = self._client.conf_get('rbd_default_features')
         if features is None or int(features) == 0:
@@ -119,13 +154,16 @@ class RbdTarget(object):
         self._client = self._connect()
         try:
             self.fsid = self._client.get_fsid()
-            self._ioctx = self._client.open_ioctx(self.store.pool)
+            self._ioctx = self._open_ioctx(self._client)
             order = int(math.log(self.store.chunk_size, 2))
             try:
                 self._create(order)
             except rbd.ImageExists:
                 self._remove_stale_image()
                 self._create(order)
+            # Only now: with the OSD down, creating the image alone waits
+            # for the timeout.
+            self._ensure_trash_object()
             self._image = rbd.Image(self._ioctx, self.image_name)
         except errors.StoreError:
             self._close()
@@ -179,8 +217,19 @@ class RbdTarget(object):
         self._slots.release()
 
     def _check(self):
-        if self._error is not None:
-            self._fail('write failed (error %d)' % -self._error)
+        if self._error is None:
+            return
+        err = -self._error
+        if err == errno.ENOSPC:
+            self._fail('write failed: pool %s is full (error %d)'
+                       % (self.store.pool, err))
+        if err == errno.EDQUOT:
+            self._fail('write failed: pool %s is over its quota (error %d)'
+                       % (self.store.pool, err))
+        if err == errno.ETIMEDOUT:
+            self._fail('write failed: no answer from Ceph within %d s '
+                       '(error %d)' % (self._timeout, err))
+        self._fail('write failed (error %d)' % err)
 
     def write(self, offset, data):
         """Queue a write of ``data`` (bytes) at ``offset``."""
@@ -238,7 +287,7 @@ class RbdTarget(object):
             return
         client = self._connect()
         try:
-            with client.open_ioctx(self.store.pool) as ioctx:
+            with self._open_ioctx(client) as ioctx:
                 remove_image(ioctx, self.image_name)
             self._created = False
         finally:
@@ -257,6 +306,14 @@ def remove_image(ioctx, image_name):
                 if image.is_protected_snap(SNAPSHOT):
                     image.unprotect_snap(SNAPSHOT)
                 image.remove_snap(SNAPSHOT)
+    except rbd.ImageNotFound:
+        return
+    try:
         rbd.RBD().remove(ioctx, image_name)
     except rbd.ImageNotFound:
-        pass
+        # Also what librbd answers when it cannot move the image to the
+        # trash on its way out (a full pool without a trash object).
+        if image_name in rbd.RBD().list(ioctx):
+            raise errors.StoreError(
+                'RBD image %s is still in the pool: librbd could not move '
+                'it to the trash to remove it (error 2)' % image_name)

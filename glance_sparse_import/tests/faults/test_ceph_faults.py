@@ -239,7 +239,8 @@ def test_osd_down_beyond_timeout(cluster, raw_image, scratch_dir,
         result = run.outcome()
     finally:
         cluster.start_osd()
-    _check_failed(result, flow, 'store ceph: write failed (error 110)')
+    _check_failed(result, flow, 'store ceph: write failed: no answer from '
+                  'Ceph within %d s (error 110)' % TIMEOUT)
     assert run.ended - stopped < FAILURE_BOUND
     # Removing the RBD image timed out too (see the report in the log).
     assert 'Could not remove RBD image %s' % image_id in flow.log()

@@ -13,8 +13,8 @@
 """A throwaway Ceph cluster: one monitor and one memstore OSD.
 
 Several clusters can run at once: each has its own directory and its own
-monitor port pair. Nothing here needs a manager daemon; RBD I/O works
-without one.
+monitor port pair. RBD I/O works without a manager daemon; pool quotas
+need one (pool usage reaches the monitor through it), so it is optional.
 """
 
 import json
@@ -67,6 +67,23 @@ log file = {log_dir}/$name.log
 osd fast shutdown = false
 """
 
+MGR_CONF = """
+[mgr]
+mgr data = {workdir}/mgr-$id
+admin socket = {run_dir}/$name.asok
+pid file = {run_dir}/$name.pid
+log file = {log_dir}/$name.log
+# Only the statistics are wanted: no module runs.
+mgr disabled modules = {modules}
+"""
+MGR_MODULES = ('balancer', 'crash', 'devicehealth', 'orchestrator',
+               'pg_autoscaler', 'progress', 'rbd_support', 'status',
+               'telemetry', 'volumes')
+# Pool usage then reaches the monitor within seconds, not 15 s: a quota is
+# enforced that late.
+MGR_GLOBAL = {'mgr stats period': 1, 'mon mgr digest period': 1,
+              'mon tick interval': 1}
+
 
 class CephError(Exception):
     """A Ceph command failed or the cluster did not come up."""
@@ -81,14 +98,17 @@ class CephCluster(object):
     :param pool: RBD pool created and initialised on start
     :param connect_timeout: seconds a CLI call waits for the monitor
     :param extra_conf: ``{option: value}`` added to ``[global]``
+    :param mgr: also run a manager daemon (``mgr.x``), which pool quotas
+        need
     """
 
     MON_ID = 'a'
     OSD_ID = 0
+    MGR_ID = 'x'
 
     def __init__(self, workdir, name='ceph', memstore_bytes=6 * GiB,
                  pool='images', pg_num=8, connect_timeout=10,
-                 extra_conf=None):
+                 extra_conf=None, mgr=False):
         self.workdir = os.path.abspath(workdir)
         self.name = name
         self.memstore_bytes = int(memstore_bytes)
@@ -96,6 +116,7 @@ class CephCluster(object):
         self.pg_num = pg_num
         self.connect_timeout = connect_timeout
         self.extra_conf = dict(extra_conf or {})
+        self.mgr = mgr
         self.conf_path = os.path.join(self.workdir, '%s.conf' % name)
         self.run_dir = os.path.join(self.workdir, 'run')
         self.log_dir = os.path.join(self.workdir, 'log')
@@ -144,12 +165,15 @@ class CephCluster(object):
             self.start_osd()
             self.ceph('osd', 'pool', 'create', self.pool, str(self.pg_num))
             self.rbd('pool', 'init', self.pool, timeout=120)
+            if self.mgr:
+                self._start_mgr()
         except Exception:
             self.stop()
             raise
 
     def stop(self):
-        """Stop both daemons and wait for them to exit; keep the files."""
+        """Stop the daemons and wait for them to exit; keep the files."""
+        self._stop_daemon('mgr.%s' % self.MGR_ID)
         # The OSD saves memstore to disk on a clean stop: pointless here.
         self._stop_daemon('osd.%d' % self.OSD_ID, signal.SIGKILL)
         self._stop_daemon('mon.%s' % self.MON_ID)
@@ -252,6 +276,20 @@ class CephCluster(object):
         self._run(['ceph-mon', '--conf', self.conf_path, '-i', self.MON_ID])
         self._remember_pid(mon)
 
+    def _start_mgr(self, timeout=60):
+        mgr = 'mgr.%s' % self.MGR_ID
+        os.makedirs(os.path.join(self.workdir, 'mgr-%s' % self.MGR_ID),
+                    exist_ok=True)
+        self._run(['ceph-mgr', '--conf', self.conf_path, '-i', self.MGR_ID],
+                  timeout=timeout)
+        self._remember_pid(mgr)
+        procs.wait_until(self._mgr_available, timeout,
+                         '%s of %s did not come up' % (mgr, self.name))
+
+    def _mgr_available(self):
+        return json.loads(self.ceph('mgr', 'dump', '--format',
+                                    'json'))['available']
+
     def _create_osd(self):
         self._osd_uuid = str(uuid.uuid4())
         osd_id = self.ceph('osd', 'new', self._osd_uuid).strip()
@@ -266,12 +304,18 @@ class CephCluster(object):
         return any(o['osd'] == self.OSD_ID and o['up'] for o in dump['osds'])
 
     def _write_conf(self):
-        extra = ''.join('%s = %s\n' % item
-                        for item in sorted(self.extra_conf.items()))
+        options = dict(MGR_GLOBAL) if self.mgr else {}
+        options.update(self.extra_conf)
+        extra = ''.join('%s = %s\n' % item for item in sorted(options.items()))
         text = CONF_TEMPLATE.format(
             fsid=self.fsid, mon_addrs=self.mon_addrs,
             memstore_bytes=self.memstore_bytes, workdir=self.workdir,
             run_dir=self.run_dir, log_dir=self.log_dir, extra=extra)
+        if self.mgr:
+            text += MGR_CONF.format(workdir=self.workdir,
+                                    run_dir=self.run_dir,
+                                    log_dir=self.log_dir,
+                                    modules=','.join(MGR_MODULES))
         with open(self.conf_path, 'w') as f:
             f.write(text)
 
