@@ -12,7 +12,6 @@
 
 import hashlib
 import os
-import threading
 
 from glance_sparse_import import hashing
 
@@ -66,80 +65,3 @@ def test_progress_while_waiting_for_digests():
                        _expected([128 * 1024 * 1024], 'sha512')]
     assert seen and seen == sorted(seen)
     assert hasher.bytes_done == 128 * 1024 * 1024
-
-
-def test_paced_stream_hashes_like_one_stream():
-    size = 300 * 1024 * 1024
-    parts = [os.urandom(4096), size - 8192, os.urandom(4096)]
-    hasher = hashing.ParallelHasher(['md5', 'sha256'], depth=1, total=size)
-    for part in parts:
-        if isinstance(part, int):
-            hasher.update_zeros(part)
-        else:
-            hasher.update(part)
-    assert hasher.hexdigests() == [_expected(parts, 'md5'),
-                                   _expected(parts, 'sha256')]
-
-
-class _Peer(object):
-    def __init__(self, left, idle=False):
-        self.left = left
-        self.idle = idle
-
-    def seconds_left(self):
-        return self.left
-
-
-def test_thread_ahead_waits_for_the_slower_one():
-    # Not started: the test plays the worker thread.
-    worker = hashing._HashWorker('sha256', 2, total=1024 * 1024 * 1024)
-    worker.bytes_done = 512 * 1024 * 1024
-    worker._cpu = 0.25               # 0.25 s left
-    peer = _Peer(5.0)
-    worker.peers = [peer]
-    waited = threading.Thread(target=worker._pace)
-    waited.start()
-    waited.join(0.2)
-    assert waited.is_alive()
-    peer.left = 0.3                  # within the margin: go on
-    waited.join(5)
-    assert not waited.is_alive()
-
-
-def test_thread_with_full_queue_never_waits():
-    # The producer may be blocked on this queue while the peer starves.
-    worker = hashing._HashWorker('sha256', 1, total=1024 * 1024 * 1024)
-    worker._queue.put(b'x')
-    worker.bytes_done = 512 * 1024 * 1024
-    worker._cpu = 0.25
-    worker.peers = [_Peer(100.0)]
-    worker._pace()
-    assert worker._queue.full()
-
-
-def test_no_pacing_without_total():
-    worker = hashing._HashWorker('md5', 1)
-    worker.bytes_done = 512 * 1024 * 1024
-    worker._cpu = 0.25
-    worker.peers = [_Peer(100.0)]
-    assert worker.seconds_left() is None
-    worker._pace()
-
-
-def test_no_waiting_for_a_peer_without_input():
-    # A cancelled import stops feeding: the peer will not catch up.
-    worker = hashing._HashWorker('sha256', 2, total=1024 * 1024 * 1024)
-    worker.bytes_done = 512 * 1024 * 1024
-    worker._cpu = 0.25
-    worker.peers = [_Peer(100.0, idle=True)]
-    worker._pace()
-
-
-def test_close_mid_stream_with_pacing():
-    hasher = hashing.ParallelHasher(['md5', 'sha256'], depth=4,
-                                    total=8 * 1024 * 1024 * 1024)
-    hasher.update_zeros(512 * 1024 * 1024)
-    closer = threading.Thread(target=hasher.close)
-    closer.start()
-    closer.join(30)
-    assert not closer.is_alive()
