@@ -19,9 +19,6 @@ data it uploads. The plugin verifies it over the staged data, the bytes
 the owner uploaded and signed, before anything reads them as an image.
 """
 
-import errno
-import os
-
 from cryptography import exceptions as crypto_exception
 from cursive import exception as cursive_exception
 from cursive import signature_utils
@@ -29,6 +26,7 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from glance_sparse_import import errors
+from glance_sparse_import.sources import raw
 
 LOG = logging.getLogger(__name__)
 
@@ -64,9 +62,8 @@ def verify(context, extra_properties, path, image_id):
         LOG.error('Image %(image)s: cannot verify its signature: %(err)s',
                   {'image': image_id, 'err': e})
         raise errors.SignatureError('Cannot verify the signature: %s' % e)
-    with open(path, 'rb') as f:
-        for chunk in _chunks(f.fileno()):
-            verifier.update(chunk)
+    for piece in _stream(path):
+        verifier.update(piece)
     try:
         verifier.verify()
     except crypto_exception.InvalidSignature:
@@ -76,36 +73,15 @@ def verify(context, extra_properties, path, image_id):
     return True
 
 
-def _chunks(fd):
+def _stream(path):
     """Every byte of the file; holes come from a zero buffer, unread."""
-    size = os.fstat(fd).st_size
-    offset = 0
-    while offset < size:
-        data_start = _seek(fd, offset, os.SEEK_DATA, size)
-        while offset < data_start:
-            n = min(_CHUNK, data_start - offset)
-            yield _ZEROS_VIEW[:n]
-            offset += n
-        if offset >= size:
-            break
-        hole = _seek(fd, offset, os.SEEK_HOLE, size)
-        while offset < hole:
-            chunk = os.pread(fd, min(_CHUNK, hole - offset), offset)
-            if not chunk:
-                raise errors.SourceError(
-                    'The staged image shrank while being read')
-            yield chunk
-            offset += len(chunk)
-
-
-def _seek(fd, offset, whence, size):
-    try:
-        return min(os.lseek(fd, offset, whence), size)
-    except OSError as e:
-        if e.errno == errno.ENXIO:
-            # No data after offset: a hole up to the end.
-            return size
-        if e.errno == errno.EINVAL:
-            # The file system cannot tell holes: all data.
-            return offset if whence == os.SEEK_DATA else size
-        raise
+    with raw.RawSource(path, _CHUNK) as source:
+        for chunk in source.chunks():
+            if chunk.data is not None:
+                yield chunk.data
+                continue
+            done = 0
+            while done < chunk.length:
+                n = min(_CHUNK, chunk.length - done)
+                yield _ZEROS_VIEW[:n]
+                done += n

@@ -38,9 +38,9 @@ def test_chunks_are_the_file(tmp_path, layout):
             f.truncate(max(f.tell(), os.fstat(f.fileno()).st_size))
     with open(path, 'rb') as f:
         expected = hashlib.sha256(f.read()).hexdigest()
-        got = hashlib.sha256()
-        for chunk in signature._chunks(f.fileno()):
-            got.update(chunk)
+    got = hashlib.sha256()
+    for piece in signature._stream(path):
+        got.update(piece)
     assert got.hexdigest() == expected
 
 
