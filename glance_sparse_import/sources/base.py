@@ -24,3 +24,16 @@ from then on.
 import collections
 
 Chunk = collections.namedtuple('Chunk', 'offset length data')
+
+
+def requests(offset, end, request_size):
+    """Split ``[offset, end)`` into (offset, length) reads.
+
+    Reads end on multiples of ``request_size``, so with the default 4 MiB
+    each one lands in a single RBD object: one OSD operation per write
+    instead of two for an extent that starts mid-object.
+    """
+    while offset < end:
+        n = min(request_size - offset % request_size, end - offset)
+        yield offset, n
+        offset += n

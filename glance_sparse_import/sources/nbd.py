@@ -35,6 +35,7 @@ from oslo_utils import units
 
 from glance_sparse_import import errors
 from glance_sparse_import.sources.base import Chunk
+from glance_sparse_import.sources.base import requests
 
 LOG = logging.getLogger(__name__)
 
@@ -120,15 +121,14 @@ class NbdSource:
             if zero:
                 pending.append((Chunk(offset, length, None), None))
                 continue
-            end = offset + length
-            while offset < end:
+            for offset, n in requests(offset, offset + length,
+                                      self._request_size):
                 while reads >= self._requests_in_flight:
                     chunk, cookie = pending.popleft()
                     if cookie is not None:
                         self._wait(cookie)
                         reads -= 1
                     yield chunk
-                n = min(self._request_size, end - offset)
                 # A plain bytearray, not nbd.Buffer: libnbd 1.14 leaks a
                 # reference to the bytes behind every nbd.Buffer it reads
                 # into, so an import would keep all its data in memory.
@@ -136,7 +136,6 @@ class NbdSource:
                 cookie = self._call(self._handle().aio_pread, buf, offset)
                 pending.append((Chunk(offset, n, buf), cookie))
                 reads += 1
-                offset += n
         while pending:
             chunk, cookie = pending.popleft()
             if cookie is not None:

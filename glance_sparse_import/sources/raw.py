@@ -19,6 +19,7 @@ from oslo_log import log as logging
 
 from glance_sparse_import import errors
 from glance_sparse_import.sources.base import Chunk
+from glance_sparse_import.sources.base import requests
 
 LOG = logging.getLogger(__name__)
 
@@ -65,11 +66,9 @@ class RawSource:
                 if not is_data:
                     yield Chunk(offset, length, None)
                     continue
-                end = offset + length
-                while offset < end:
-                    n = min(self._request_size, end - offset)
-                    yield Chunk(offset, n, self._read(offset, n))
-                    offset += n
+                for start, n in requests(offset, offset + length,
+                                         self._request_size):
+                    yield Chunk(start, n, self._read(start, n))
         except OSError as e:
             LOG.error('Reading staged image failed: %s', e)
             raise errors.SourceError('Reading the staged image failed')

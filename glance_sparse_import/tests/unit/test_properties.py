@@ -30,6 +30,7 @@ import pytest
 from glance_sparse_import import copy
 from glance_sparse_import import errors
 from glance_sparse_import import inspection
+from glance_sparse_import.sources import base
 from glance_sparse_import.sources import raw
 
 BLOCK = 4096
@@ -87,8 +88,27 @@ def test_raw_source_covers_the_file(tmp_path, layout, request_blocks):
             else:
                 assert len(chunk.data) == chunk.length
                 assert chunk.length <= request_blocks * BLOCK
+                # No read crosses a multiple of the request size.
+                assert ((chunk.offset + chunk.length - 1) //
+                        (request_blocks * BLOCK) ==
+                        chunk.offset // (request_blocks * BLOCK))
                 got += chunk.data
     assert got == expected
+
+
+@SETTINGS
+@given(st.integers(0, 1 << 40), st.integers(0, 1 << 16),
+       st.integers(1, 1 << 12))
+def test_requests_tile_the_range_on_request_boundaries(offset, length, size):
+    pieces = list(base.requests(offset, offset + length, size))
+    assert sum(n for _, n in pieces) == length
+    pos = offset
+    for start, n in pieces:
+        assert start == pos and 0 < n <= size
+        assert (start + n - 1) // size == start // size
+        pos += n
+    # Only the first and the last piece may be short.
+    assert all(n == size for _, n in pieces[1:-1])
 
 
 @pytest.fixture(scope='module')
