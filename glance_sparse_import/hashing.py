@@ -19,7 +19,6 @@ cores while the caller goes on reading and writing.
 """
 
 import hashlib
-import os
 import queue
 import threading
 
@@ -33,23 +32,10 @@ _ZEROS = bytes(256 * units.Mi)
 _STOP = object()
 
 
-def _lower_priority(niceness):
-    """Add ``niceness`` to the nice value of the calling thread (Linux)."""
-    if not niceness:
-        return
-    tid = threading.get_native_id()
-    try:
-        current = os.getpriority(os.PRIO_PROCESS, tid)
-        os.setpriority(os.PRIO_PROCESS, tid, min(current + niceness, 19))
-    except OSError:  # pragma: no cover - raising one's nice value is allowed
-        pass
-
-
 class _HashWorker(object):
 
-    def __init__(self, algorithm, depth, niceness=0):
+    def __init__(self, algorithm, depth):
         self.name = algorithm
-        self._niceness = niceness
         self._hash = hashlib.new(algorithm, usedforsecurity=False)
         self._queue = queue.Queue(maxsize=depth)
         self._error = None
@@ -59,7 +45,6 @@ class _HashWorker(object):
         self._thread.start()
 
     def _run(self):
-        _lower_priority(self._niceness)
         update = self._hash.update
         try:
             while True:
@@ -110,15 +95,10 @@ class ParallelHasher(object):
     ``update`` takes a bytes-like object that nobody modifies afterwards;
     ``update_zeros`` feeds a run of zeros without allocating it. The bounded
     queues keep memory bounded: the caller blocks when hashing lags behind.
-
-    With ``niceness`` the workers run at a lower CPU priority than the
-    caller's process: on a busy host the reader (qemu) and the writers
-    (librbd) go first, and the hashes catch up on the zero runs, where
-    nothing else needs the CPU.
     """
 
-    def __init__(self, algorithms, depth=16, niceness=0):
-        self._workers = [_HashWorker(a, depth, niceness) for a in algorithms]
+    def __init__(self, algorithms, depth=16):
+        self._workers = [_HashWorker(a, depth) for a in algorithms]
         self.bytes_hashed = 0
 
     def update(self, data):

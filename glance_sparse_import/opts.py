@@ -51,17 +51,6 @@ Granularity, in bytes, of zero detection inside allocated extents. Blocks of
 this size that hold only zeros are not written to Ceph (they still count in
 the checksums). Must divide ``request_size``.
 """),
-    cfg.IntOpt('hash_niceness',
-               default=10,
-               min=0,
-               max=19,
-               help="""
-Added to the nice value of the threads that compute the checksums. Hashing
-every byte of the virtual size is the longest part of an import; at a lower
-priority it gives way to reading and decompressing the image (qemu-nbd),
-writing to Ceph and serving API requests, and catches up on the zero runs
-that follow the data. 0 keeps the API worker's own priority.
-"""),
     cfg.IntOpt('max_virtual_size',
                default=0,
                min=0,

@@ -222,8 +222,7 @@ class _SparseRbdImport(task.Task):
         self._mark_failed(failed)
 
     def _copy(self, src_path, info, outputs, hash_algo, conf):
-        hasher = self._hasher = hashing.ParallelHasher(
-            ['md5', hash_algo], niceness=conf.hash_niceness)
+        hasher = self._hasher = hashing.ParallelHasher(['md5', hash_algo])
         try:
             with sources.open_source(src_path, info, conf) as source:
                 stats, failed = copy.copy_image(

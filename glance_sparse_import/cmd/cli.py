@@ -214,8 +214,7 @@ def _read_image(path, info, targets, hash_algo, label):
     """
     conf = CONF.sparse_rbd_import
     bar = _ProgressBar(sys.stderr, label)
-    hasher = hashing.ParallelHasher(
-        ['md5', hash_algo], niceness=conf.hash_niceness)
+    hasher = hashing.ParallelHasher(['md5', hash_algo])
     feed = hasher
     if bar.enabled:
         feed = _ProgressHasher(hasher, bar, info.size)

@@ -12,7 +12,6 @@
 
 import hashlib
 import os
-import time
 
 from glance_sparse_import import hashing
 
@@ -66,19 +65,3 @@ def test_progress_while_waiting_for_digests():
                        _expected([128 * 1024 * 1024], 'sha512')]
     assert seen and seen == sorted(seen)
     assert hasher.bytes_done == 128 * 1024 * 1024
-
-
-def test_workers_run_at_lower_priority_than_the_caller():
-    own = os.getpriority(os.PRIO_PROCESS, 0)
-    hasher = hashing.ParallelHasher(['md5', 'sha512'], niceness=3)
-    hasher.update(b'x')
-    deadline = time.monotonic() + 10
-    while hasher.bytes_done < 1 and time.monotonic() < deadline:
-        time.sleep(0.01)
-    try:
-        for worker in hasher._workers:
-            tid = worker._thread.native_id
-            assert os.getpriority(os.PRIO_PROCESS, tid) == min(own + 3, 19)
-        assert os.getpriority(os.PRIO_PROCESS, 0) == own
-    finally:
-        hasher.hexdigests()
