@@ -37,11 +37,14 @@ decompress compressed qcow2 clusters on several threads. Together with
 uses, whatever the image size.
 """),
     cfg.IntOpt('writes_in_flight',
-               default=16,
+               default=8,
                min=1,
                max=256,
                help="""
-Asynchronous RBD writes kept in flight per target store.
+Asynchronous RBD writes kept in flight per target store. librbd holds a copy
+of each write until the OSDs acknowledge it, so an import to N stores keeps
+up to N * ``writes_in_flight`` * ``request_size`` bytes (32 MiB per store
+with the defaults) in the API worker.
 """),
     cfg.IntOpt('zero_block_size',
                default=64 * units.Ki,
