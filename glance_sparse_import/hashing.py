@@ -32,6 +32,16 @@ _ZEROS = bytes(256 * units.Mi)
 _STOP = object()
 
 
+def zero_pieces(length):
+    """Yield views of one shared zero buffer adding up to ``length`` bytes."""
+    zeros = memoryview(_ZEROS)
+    full, rest = divmod(length, len(zeros))
+    for _ in range(full):
+        yield zeros
+    if rest:
+        yield zeros[:rest]
+
+
 class _HashWorker(object):
 
     def __init__(self, algorithm, depth):
@@ -52,13 +62,9 @@ class _HashWorker(object):
                 if item is _STOP:
                     return
                 if isinstance(item, int):
-                    full, rest = divmod(item, len(_ZEROS))
-                    for _ in range(full):
-                        update(_ZEROS)
-                        self.bytes_done += len(_ZEROS)
-                    if rest:
-                        update(memoryview(_ZEROS)[:rest])
-                        self.bytes_done += rest
+                    for piece in zero_pieces(item):
+                        update(piece)
+                        self.bytes_done += len(piece)
                 else:
                     update(item)
                     self.bytes_done += len(item)

@@ -26,12 +26,12 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from glance_sparse_import import errors
+from glance_sparse_import import hashing
 from glance_sparse_import.sources import raw
 
 LOG = logging.getLogger(__name__)
 
 _CHUNK = 4 * units.Mi
-_ZEROS_VIEW = memoryview(bytes(_CHUNK))
 
 
 def is_signed(extra_properties):
@@ -77,11 +77,7 @@ def _stream(path):
     """Every byte of the file; holes come from a zero buffer, unread."""
     with raw.RawSource(path, _CHUNK) as source:
         for chunk in source.chunks():
-            if chunk.data is not None:
+            if chunk.data is None:
+                yield from hashing.zero_pieces(chunk.length)
+            else:
                 yield chunk.data
-                continue
-            done = 0
-            while done < chunk.length:
-                n = min(_CHUNK, chunk.length - done)
-                yield _ZEROS_VIEW[:n]
-                done += n
