@@ -121,8 +121,8 @@ class NbdSource:
             if zero:
                 pending.append((Chunk(offset, length, None), None))
                 continue
-            for offset, n in requests(offset, offset + length,
-                                      self._request_size):
+            for start, n in requests(offset, offset + length,
+                                     self._request_size):
                 while reads >= self._requests_in_flight:
                     chunk, cookie = pending.popleft()
                     if cookie is not None:
@@ -133,8 +133,8 @@ class NbdSource:
                 # reference to the bytes behind every nbd.Buffer it reads
                 # into, so an import would keep all its data in memory.
                 buf = bytearray(n)
-                cookie = self._call(self._handle().aio_pread, buf, offset)
-                pending.append((Chunk(offset, n, buf), cookie))
+                cookie = self._call(self._handle().aio_pread, buf, start)
+                pending.append((Chunk(start, n, buf), cookie))
                 reads += 1
         while pending:
             chunk, cookie = pending.popleft()
