@@ -26,6 +26,8 @@ details go to the log.
 import collections
 import json
 import os
+import re
+import tempfile
 
 from glance.async_ import utils as async_utils
 from oslo_concurrency import processutils
@@ -63,6 +65,11 @@ size: the length of the raw disk the source yields, which Glance records as
 QEMU_CHECK_PROC_LIMITS = processutils.ProcessLimits(
     cpu_time=30, address_space=units.Gi)
 
+# Repairing a dirty qcow2's refcounts in a throwaway overlay: qemu writes
+# only metadata there, a little of it.
+QEMU_REPAIR_PROC_LIMITS = processutils.ProcessLimits(
+    cpu_time=30, address_space=units.Gi, file_size=units.Gi)
+
 # Formats whose staged file is the raw disk itself.
 RAW_FORMATS = frozenset(('raw', 'iso'))
 
@@ -78,6 +85,21 @@ QEMU_FORMATS = {
 
 # Zero runs are shown to the output inspector in pieces of this size.
 _ZEROS = bytes(units.Mi)
+
+# A hybrid ISO (an MBR or GPT in the ISO's system area, as Linux installers
+# ship) matches both inspectors; Glance's upload path stores it as an ISO.
+_HYBRID_ISO = frozenset(('iso', 'gpt'))
+
+# What qemu's reason may say at most in a task message, in characters.
+_REASON_LENGTH = 300
+_QUOTED_PATH = re.compile(r" ?'[^']*/[^']*'")
+_BARE_PATH = re.compile(r'(?<![\w.])/[\w.,+@%=:-]+(?:/[\w.,+@%=:-]*)*')
+# qemu's own advice for these names the staged file; ours names none.
+_QEMU_HINTS = (
+    ('log that needs to be replayed',
+     "; replay the log on a copy of the disk with 'qemu-img check -r all' "
+     'or export the disk again, then upload the result'),
+)
 
 
 def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
@@ -135,7 +157,10 @@ def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
 
     metadata = _qemu_img_info(path, qemu_format, python_exec)
     _check_qemu_metadata(metadata, qemu_format)
-    _qemu_img_check(path, qemu_format, python_exec)
+    if qemu_format == 'qcow2' and metadata.get('dirty-flag'):
+        _check_dirty_qcow2(path, python_exec)
+    else:
+        _qemu_img_check(path, qemu_format, python_exec)
     virtual_size = metadata.get('virtual-size')
     if not isinstance(virtual_size, int) or virtual_size <= 0:
         raise errors.InvalidImage('Image has no valid virtual size')
@@ -221,7 +246,29 @@ def _check_output_format(wrapper):
 
 
 def _inspect_file(path):
-    return _checked(lambda: format_inspector.detect_file_format(path))
+    return _checked(lambda: _detect_file_format(path))
+
+
+def _detect_file_format(path):
+    """The one format of the file, or an ISO for a hybrid ISO.
+
+    As ``format_inspector.detect_file_format``, except that an ISO with an
+    MBR or GPT in its system area is an ISO, as Glance's upload path has
+    it. Any other combination of formats raises ImageFormatError.
+    """
+    with open(path, 'rb') as f:
+        wrapper = format_inspector.InspectWrapper(f)
+        try:
+            while wrapper.formats is None and wrapper.read(64 * units.Ki):
+                pass
+        finally:
+            wrapper.close()
+    matches = {str(i): i for i in wrapper.formats}
+    if matches.keys() == _HYBRID_ISO:
+        LOG.info('Image is a hybrid ISO (an ISO 9660 with a partition '
+                 'table in its system area): inspected as an ISO')
+        return matches['iso']
+    return wrapper.format
 
 
 def _checked(detect):
@@ -264,17 +311,22 @@ def _check_size(size, limit):
 
 def _qemu_img_info(path, qemu_format, python_exec):
     try:
-        stdout, stderr = processutils.trycmd(
+        stdout, stderr = processutils.execute(
             'qemu-img', 'info', '-f', qemu_format, '--output=json', path,
             prlimit=async_utils.QEMU_IMG_PROC_LIMITS,
-            python_exec=python_exec,
-            log_errors=processutils.LOG_ALL_ERRORS)
+            python_exec=python_exec)
+    except processutils.ProcessExecutionError as e:
+        LOG.error('qemu-img info failed (exit %s): %s', e.exit_code,
+                  e.stderr)
+        raise errors.InvalidImage('qemu-img cannot read the image: %s'
+                                  % qemu_reason(e.stderr or '', path))
     except OSError as e:
         LOG.error('Cannot run qemu-img info: %s', e)
         raise errors.SourceError('Cannot run qemu-img to inspect the image')
     if stderr:
         LOG.error('qemu-img info failed: %s', stderr)
-        raise errors.InvalidImage('qemu-img cannot read the image')
+        raise errors.InvalidImage('qemu-img cannot read the image: %s'
+                                  % qemu_reason(stderr, path))
     try:
         metadata = json.loads(stdout)
     except ValueError:
@@ -293,19 +345,110 @@ def _qemu_img_check(path, qemu_format, python_exec):
     would import as silently wrong bytes. The check reads only metadata.
     Leaked clusters (exit 3) are harmless for reading; 63 means the driver
     has no check.
+
+    :raises InvalidImage: qemu-img check found corruption
+    :raises SourceError: qemu-img could not be run
     """
+    _run_check(path, ['-f', qemu_format, path], QEMU_CHECK_PROC_LIMITS,
+               python_exec, [0, 3, 63])
+
+
+def _check_dirty_qcow2(path, python_exec):
+    """Check a qcow2 whose dirty bit is set, as qemu would repair it.
+
+    With ``lazy_refcounts`` qemu updates refcounts lazily and sets the
+    dirty bit; after a crash the refcounts on disk lag the tables, which
+    ``qemu-img check`` calls corruption. Read-only qemu (as stock Glance's
+    convert) never uses refcounts and reads such an image intact; read-write
+    qemu repairs them on open. So the refcounts are rebuilt here as qemu
+    would on open, but in a throwaway qcow2 overlay of the staged file,
+    which is never written; what cannot be repaired (tables pointing past
+    the end of the file, clusters used twice) fails as on a clean image.
+
+    :raises InvalidImage: the image is corrupt beyond its refcounts
+    :raises SourceError: qemu-img could not be run
+    """
+    with tempfile.TemporaryDirectory(prefix='sparse-import-check-') as tmp:
+        overlay = os.path.join(tmp, 'overlay.qcow2')
+        try:
+            # The staged file as the overlay's raw backing: read, never
+            # probed, never written.
+            processutils.execute(
+                'qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
+                '-b', os.path.abspath(path), overlay,
+                prlimit=async_utils.QEMU_IMG_PROC_LIMITS,
+                python_exec=python_exec)
+        except (processutils.ProcessExecutionError, OSError) as e:
+            LOG.error('Cannot make an overlay to check the image: %s', e)
+            raise errors.SourceError(
+                'Cannot run qemu-img to inspect the image')
+        LOG.warning('Image has the qcow2 dirty bit set (not closed cleanly '
+                    'with lazy refcounts): checking it with its refcounts '
+                    'rebuilt, as qemu would on opening it')
+        opts = 'driver=qcow2,file.driver=qcow2,file.file.filename=%s' % (
+            overlay.replace(',', ',,'))
+        _run_check(path, ['-r', 'all', '--image-opts', opts],
+                   QEMU_REPAIR_PROC_LIMITS, python_exec, [0, 3])
+
+
+def _run_check(path, args, limits, python_exec, ok_codes):
     try:
         processutils.execute(
-            'qemu-img', 'check', '-f', qemu_format, '--output=json', path,
-            prlimit=QEMU_CHECK_PROC_LIMITS, python_exec=python_exec,
-            check_exit_code=[0, 3, 63])
+            'qemu-img', 'check', '--output=json', *args,
+            prlimit=limits, python_exec=python_exec,
+            check_exit_code=ok_codes)
     except processutils.ProcessExecutionError as e:
+        output = e.stderr or e.stdout or ''
         LOG.error('qemu-img check refused the image (exit %s): %s',
                   e.exit_code, (e.stdout or '') + (e.stderr or ''))
-        raise errors.InvalidImage('Image metadata is corrupt')
+        raise errors.InvalidImage('Image metadata is corrupt: %s'
+                                  % qemu_reason(output, path))
     except OSError as e:
         LOG.error('Cannot run qemu-img check: %s', e)
         raise errors.SourceError('Cannot run qemu-img to inspect the image')
+
+
+def qemu_reason(output, path):
+    """qemu's reason for refusing an image, fit for the image owner.
+
+    The first lines qemu printed, without host paths (the staged file's or
+    any other) and with advice that names none.
+
+    :param output: what qemu printed on stderr
+    :param path: the staged file qemu was given
+    :returns: text of at most ``_REASON_LENGTH`` characters
+    """
+    text = output
+    for name in {path, os.path.abspath(path), os.path.realpath(path)}:
+        text = text.replace("'%s'" % name, '\0').replace(name, '\0')
+    lines = []
+    for line in text.splitlines():
+        line = line.strip()
+        for prefix in ('qemu-img:', 'qemu-nbd:'):
+            if line.startswith(prefix):
+                line = line[len(prefix):].strip()
+        # qemu's advice to run a command on the staged file.
+        if not line or line.startswith(('To replay', 'qemu-img ')):
+            continue
+        # "Could not open '<staged file>': " says nothing more.
+        line = line.replace('Could not open \0: ', '')
+        line = re.sub(r' *\0', '', line)
+        lines.append(line)
+    errors_seen = [line for line in lines if line.startswith('ERROR')]
+    if errors_seen:
+        # qemu-img check prints one line per bad cluster.
+        lines = errors_seen[:1] + (
+            ['(%d errors)' % len(errors_seen)] if len(errors_seen) > 1
+            else [])
+    reason = ' '.join(lines[:3]) or 'no reason given'
+    reason = _QUOTED_PATH.sub('', reason)
+    reason = _BARE_PATH.sub('<path>', reason)
+    if len(reason) > _REASON_LENGTH:
+        reason = reason[:_REASON_LENGTH - 3] + '...'
+    for symptom, hint in _QEMU_HINTS:
+        if symptom in reason:
+            reason = reason.rstrip('.') + hint
+    return reason
 
 
 def _check_qemu_metadata(metadata, qemu_format):

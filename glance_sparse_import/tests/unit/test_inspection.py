@@ -24,6 +24,7 @@ from glance_sparse_import import inspection
 from glance_sparse_import import opts
 from glance_sparse_import.sources.base import Chunk
 from glance_sparse_import.tests import disk_images as images
+from glance_sparse_import.tests import field_images as field
 
 MiB = images.MiB
 TiB = 1024 ** 4
@@ -360,3 +361,97 @@ def test_checked_output_rejects_hidden_format(work, name, fmt, options):
     chunks = chunks_of(data, [(len(data), size)], size=size)
     with pytest.raises(errors.InvalidImage, match='unexpected format'):
         list(inspection.checked_output(chunks))
+
+
+# Images from the field: what their producers leave, read as qemu reads them.
+
+def test_dirty_qcow2_accepted(tmp_path):
+    path = field.dirty_qcow2(str(tmp_path / 'dirty.qcow2'))
+    # Refcounts lag the tables: qemu-img check calls that corruption.
+    assert field.qcow2_check(path) == 2
+    with open(path, 'rb') as f:
+        before = f.read()
+    info = inspection.inspect_image(path, 'qcow2', CAP)
+    assert info == inspection.ImageInfo(
+        'qcow2', 64 * MiB, len(before), 'qcow2', 64 * MiB)
+    with open(path, 'rb') as f:
+        assert f.read() == before, 'the check wrote to the staged file'
+
+
+def test_dirty_qcow2_with_table_past_end_refused(tmp_path):
+    dirty = field.dirty_qcow2(str(tmp_path / 'dirty.qcow2'))
+    path = field.first_l2_past_end(dirty, str(tmp_path / 'bad.qcow2'))
+    error = rejected(path, 'qcow2', match='Image metadata is corrupt: ')
+    assert 'exceeding the end of the file' in str(error)
+
+
+def test_clean_qcow2_refcount_damage_refused(work, tmp_path):
+    path = str(tmp_path / 'refcounts.qcow2')
+    shutil.copy(converted(work, 'plain.qcow2', 'qcow2'), path)
+    with open(path, 'r+b') as f:
+        header = f.read(56)
+        table = int.from_bytes(header[48:56], 'big')
+        f.seek(table)
+        block = int.from_bytes(f.read(8), 'big')
+        f.seek(block)
+        f.write(bytes(65536))
+    assert field.qcow2_check(path) == 2
+    rejected(path, 'qcow2', match='Image metadata is corrupt: ERROR')
+
+
+@pytest.mark.parametrize('gpt', [False, True], ids=['mbr', 'gpt'])
+def test_hybrid_iso_is_iso(tmp_path, gpt):
+    from oslo_utils.imageutils import format_inspector
+    path = field.hybrid_iso(str(tmp_path / 'hybrid.iso'), str(tmp_path),
+                            gpt=gpt)
+    # Two formats at once: what stock's import path refuses.
+    with pytest.raises(format_inspector.ImageFormatError,
+                       match='Multiple formats'):
+        format_inspector.detect_file_format(path)
+    volume = format_inspector.ISOInspector.from_file(path).virtual_size
+    size = os.path.getsize(path)
+    assert 0 < volume < size
+    info = inspection.inspect_image(path, 'iso', CAP)
+    assert info == inspection.ImageInfo('iso', volume, size, None, size)
+
+
+def test_hybrid_iso_claimed_raw(tmp_path):
+    path = field.hybrid_iso(str(tmp_path / 'hybrid.iso'), str(tmp_path))
+    rejected(path, 'raw', match='but is an ISO image')
+
+
+def test_iso_with_other_format_refused(work, tmp_path):
+    iso = field.hybrid_iso(str(tmp_path / 'hybrid.iso'), str(tmp_path))
+    path = field.iso_with_qcow2_header(
+        iso, str(tmp_path / 'both.iso'), converted(work, 'plain.qcow2',
+                                                   'qcow2'))
+    rejected(path, 'iso', match='Image format detection failed')
+
+
+def test_vhdx_log_replay_reason(tmp_path):
+    path = field.vhdx_needing_log_replay(str(tmp_path / 'log.vhdx'))
+    error = str(rejected(path, 'vhdx',
+                         match='qemu-img cannot read the image: '))
+    assert 'contains a log that needs to be replayed' in error
+    assert "'qemu-img check -r all'" in error
+    assert 'export the disk again' in error
+    assert str(tmp_path) not in error
+
+
+@pytest.mark.parametrize('output,reason', [
+    ("qemu-img: Could not open '%(p)s': Image is not in qcow2 format\n",
+     'Image is not in qcow2 format'),
+    ("qemu-img: Could not open '%(p)s': Could not open backing file: "
+     "Could not open '/srv/other.raw': No such file or directory\n",
+     'Could not open backing file: Could not open: No such file or '
+     'directory'),
+    ('ERROR cluster 5 refcount=0 reference=1\n'
+     'ERROR cluster 6 refcount=0 reference=1\n',
+     'ERROR cluster 5 refcount=0 reference=1 (2 errors)'),
+    ('qemu-img: failed to read %(p)s and /var/lib/x\n',
+     'failed to read and <path>'),
+    ('', 'no reason given'),
+])
+def test_qemu_reason_has_no_paths(output, reason):
+    path = '/var/lib/glance/staging/3f1c'
+    assert inspection.qemu_reason(output % {'p': path}, path) == reason
