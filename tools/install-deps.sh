@@ -16,12 +16,17 @@
 # does not touch the network.
 set -euo pipefail
 
+#
+# Every program the tree runs must come from a package listed here (or from
+# Debian's base system): glance_sparse_import/tests/unit/test_programs.py
+# finds them and fails otherwise; testbed/programs.py maps them.
 PACKAGES=(
-    # Test clusters: one monitor and one memstore OSD each, and the CLIs.
-    ceph-mon ceph-osd ceph-common
+    # Test clusters: one monitor and one memstore OSD each, a manager for
+    # the pool-quota test, monmaptool (ceph-base) and the CLIs.
+    ceph-mon ceph-osd ceph-mgr ceph-base ceph-common
     # The bindings exist only as distribution packages.
     python3-rados python3-rbd python3-libnbd libnbd-bin
-    # qemu-img and qemu-nbd.
+    # qemu-img, qemu-nbd and qemu-io.
     qemu-utils
     # Glance's database in the load tests (sqlite loses tasks under
     # concurrent writers): the server binaries, no system service, and
@@ -29,10 +34,14 @@ PACKAGES=(
     mariadb-server-core mariadb-client-core
     # Signing test images.
     openssl
-    # Test images: mke2fs -d for ext4, xorriso for ISO 9660.
-    e2fsprogs xorriso
+    # Test images: mke2fs -d for ext4, xorriso for ISO 9660, sgdisk for GPT.
+    e2fsprogs xorriso gdisk
+    # pgrep: no qemu-nbd left behind.
+    procps
+    # pbr takes the version from git; bench-import records the commit.
+    git
     # Virtualenvs, and a compiler for uWSGI, which PyPI ships as source.
-    python3-venv python3-dev build-essential ca-certificates
+    python3 python3-venv python3-dev build-essential ca-certificates
 )
 
 missing=()

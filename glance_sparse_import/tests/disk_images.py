@@ -10,26 +10,32 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Build small, real disk images for tests with qemu-img and mke2fs."""
+"""Build small, real disk images for tests with qemu-img, mke2fs, xorriso."""
 
 import json
 import os
-import shutil
 import subprocess
+
+from glance_sparse_import.tests.testbed import programs
 
 MiB = 1024 * 1024
 
 
 def run(*cmd):
-    result = subprocess.run(cmd, capture_output=True)
+    """Run ``cmd``; return stdout as bytes, raise RuntimeError on failure.
+
+    A program that is not installed fails naming its Debian package.
+    """
+    try:
+        result = subprocess.run(cmd, capture_output=True)
+    except FileNotFoundError as e:
+        if e.filename != cmd[0]:
+            raise
+        raise programs.MissingProgram(programs.missing_message(cmd[0]))
     if result.returncode:
         raise RuntimeError('%s failed: %s' % (
             ' '.join(cmd), result.stderr.decode(errors='replace')))
     return result.stdout
-
-
-def have(program):
-    return shutil.which(program) is not None
 
 
 def make_tree(path):
@@ -53,6 +59,12 @@ def make_ext4(path, size, tree):
     with open(path, 'wb') as f:
         f.truncate(size)
     run('mke2fs', '-q', '-F', '-t', 'ext4', '-d', tree, path)
+    return path
+
+
+def make_iso(path, tree):
+    """An ISO 9660 file system (Rock Ridge, Joliet) holding tree."""
+    run('xorriso', '-as', 'mkisofs', '-quiet', '-R', '-J', '-o', path, tree)
     return path
 
 

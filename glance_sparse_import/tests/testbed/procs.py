@@ -20,17 +20,27 @@ import subprocess
 import sys
 import time
 
+from glance_sparse_import.tests.testbed import programs
+
 
 class CommandError(Exception):
     """A command exited non-zero or timed out."""
 
 
 def run(cmd, timeout=60, env=None, input=None):
-    """Run ``cmd``; return stdout as text, raise CommandError on failure."""
+    """Run ``cmd``; return stdout as text.
+
+    Raises CommandError when it exits non-zero, times out, or is not
+    installed (naming the Debian package to install).
+    """
     try:
         res = subprocess.run(cmd, stdin=subprocess.DEVNULL if input is None
                              else None, input=input, capture_output=True,
                              text=True, timeout=timeout, env=env)
+    except FileNotFoundError as e:
+        if e.filename != cmd[0]:
+            raise
+        raise CommandError(programs.missing_message(cmd[0]))
     except subprocess.TimeoutExpired as e:
         raise CommandError('%s timed out after %ss: %s' % (
             ' '.join(cmd), timeout, e.stderr or ''))
