@@ -40,6 +40,7 @@ from taskflow import task
 from taskflow.types import failure
 
 from glance_sparse_import import copy
+from glance_sparse_import import db_errors
 from glance_sparse_import import errors
 from glance_sparse_import import file_target
 from glance_sparse_import import glance_image
@@ -301,9 +302,29 @@ class _SparseRbdImport(task.Task):
         self._registered = good
 
     def _progress(self, stats, targets):
+        """Report progress; stop if the import was cancelled or taken over.
+
+        A transient database error (a lost connection, a lock wait that
+        timed out) skips this tick: the next one asks again, and the import
+        goes on meanwhile.
+
+        :raises TaskAbortedError: the task is no longer processing
+        :raises SparseImportError: another task took the import lock
+        """
         # Let os_glance_importing_to_stores shrink as stores fail, not
         # only when the copy ends.
         self._drop([t for t in self._live() if t not in targets])
+        try:
+            self._check_and_report(stats, targets)
+        except Exception as e:
+            if not db_errors.is_transient(e):
+                raise
+            LOG.warning('Image %(image)s: progress check skipped after a '
+                        'database error, trying again at the next one: '
+                        '%(err)s',
+                        {'image': self.image_id, 'err': e})
+
+    def _check_and_report(self, stats, targets):
         task_obj = script_utils.get_task(self.task_repo, self.task_id)
         if task_obj is None or task_obj.status != 'processing':
             raise glance_exception.TaskAbortedError()

@@ -68,7 +68,13 @@ def _wait_task(glance, image_id, timeout=300):
         if tasks and tasks[0]['status'] in ('success', 'failure'):
             return tasks[0]
         time.sleep(0.5)
-    raise AssertionError('import of %s did not end' % image_id)
+    raise AssertionError('import of %s did not end; %s'
+                         % (image_id, glance.explain(image_id)))
+
+
+def _assert_success(glance, image_id):
+    task = _wait_task(glance, image_id)
+    assert task['status'] == 'success', glance.explain(image_id)
 
 
 def _check_copy(cluster, image_id, raw, scratch_dir):
@@ -100,7 +106,7 @@ def test_import_to_three_sites(glance, dcn_api, clusters, image_builder,
 
     image = glance.image_create_via_import(path, 'qcow2', name='dcn',
                                            stores=SITES)
-    assert _wait_task(glance, image['id'])['status'] == 'success'
+    _assert_success(glance, image['id'])
     _check_image(glance, image['id'], SITES, (), raw, md5, sha512)
     for name, cluster in clusters.items():
         _check_copy(cluster, image['id'], raw, scratch_dir)
@@ -111,7 +117,7 @@ def test_import_to_three_sites(glance, dcn_api, clusters, image_builder,
         stores=SITES + ('file1',))
     # Without --allow-failure False the image is active from the first
     # store on; the task ends after the last one.
-    assert _wait_task(glance, image['id'])['status'] == 'success'
+    _assert_success(glance, image['id'])
     _check_image(glance, image['id'], SITES + ('file1',), (), raw, md5,
                  sha512)
     for name, cluster in clusters.items():
@@ -129,7 +135,7 @@ def test_site_down(glance, clusters, image_builder, scratch_dir):
         allowed = glance.image_create_via_import(
             path, 'qcow2', name='dcn-allowed', stores=SITES,
             all_stores_must_succeed=False)
-        assert _wait_task(glance, allowed['id'])['status'] == 'success'
+        _assert_success(glance, allowed['id'])
         assert time.monotonic() - start < 120
 
         strict = glance.image_create_via_import(
@@ -145,7 +151,7 @@ def test_site_down(glance, clusters, image_builder, scratch_dir):
         _check_copy(clusters[name], allowed['id'], raw, scratch_dir)
     assert allowed['id'] not in clusters['edge3'].rbd_images()
 
-    assert task['status'] == 'failure'
+    assert task['status'] == 'failure', glance.explain(strict['id'])
     assert 'store edge3: cannot create the RBD image' in task['message']
     image = glance.get_image(strict['id'])
     assert image['status'] == 'queued'

@@ -151,7 +151,7 @@ def test_hostile_image_fails_cleanly(glance, ceph_cluster, image_builder,
         image_id = image['id']
     glance.wait_for_status(image_id, statuses=('queued',), timeout=120)
     tasks = glance.task_list_for_image(image_id)
-    assert tasks and tasks[0]['status'] == 'failure'
+    assert tasks and tasks[0]['status'] == 'failure', glance.explain(image_id)
     message = tasks[0]['message']
     assert message.startswith('Sparse RBD import failed: ')
     # The format inspector refuses the backing file before qemu-img does.

@@ -54,14 +54,15 @@ def _messages_until_done(glance, image_id, timeout=300):
         if task and task['status'] in ('success', 'failure'):
             return task, seen
         time.sleep(0.2)
-    raise AssertionError('import did not finish; saw %s' % seen)
+    raise AssertionError('import did not finish; saw %s; %s'
+                         % (seen, glance.explain(image_id)))
 
 
 def test_task_message_advances(glance, image_builder):
     path = image_builder.qcow2(6 * GiB, 32 * MiB)
     image = glance.image_create_via_import(path, 'qcow2', name='progress')
     task, seen = _messages_until_done(glance, image['id'])
-    assert task['status'] == 'success', task
+    assert task['status'] == 'success', glance.explain(image['id'])
     progress = [tuple(map(int, m.groups()))
                 for m in map(MESSAGE.match, seen) if m]
     assert len(progress) >= 2, seen
@@ -93,7 +94,7 @@ def test_deleting_the_image_stops_the_import(glance, ceph_cluster,
             break
         assert time.monotonic() - deleted_at < 60, task
         time.sleep(0.2)
-    assert task['status'] == 'failure', task
+    assert task['status'] == 'failure', (task, glance.api.log_text()[-8000:])
     assert time.monotonic() - deleted_at < 15
     deadline = time.monotonic() + 30
     while image['id'] in ceph_cluster.rbd_images():

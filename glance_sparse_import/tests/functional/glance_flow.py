@@ -75,16 +75,22 @@ class GlanceFlow(object):
         if image_id:
             cmd += ['--image-id', image_id]
         cmd += list(extra_args)
+        log_start = len(self.log())
         res = subprocess.run(cmd, capture_output=True, text=True,
                              timeout=timeout, stdin=subprocess.DEVNULL)
         for line in res.stdout.splitlines():
             if line.startswith('RESULT '):
                 result = json.loads(line[len('RESULT '):])
                 result['stderr'] = res.stderr
+                result['glance_log'] = self.log()[log_start:]
                 return result
         raise AssertionError('flow runner failed (%d):\n%s\n%s\n%s' % (
             res.returncode, res.stdout[-3000:], res.stderr[-3000:],
             self.log()[-6000:]))
+
+    def explain(self, result):
+        """What :func:`explain` says of a result of :meth:`run_import`."""
+        return explain(result)
 
     def log(self):
         try:
@@ -92,3 +98,19 @@ class GlanceFlow(object):
                 return f.read()
         except FileNotFoundError:
             return ''
+
+
+def explain(result, log_chars=8000):
+    """The task, the runner's stderr and Glance's log of one import.
+
+    For the message of a failing assertion, so that a failure in CI can be
+    explained from its output alone.
+
+    :param result: what :meth:`GlanceFlow.run_import` returned
+    """
+    return ('task: %s\nimage status: %s\nflow runner stderr:\n%s\n'
+            'Glance log of the import (last %d characters):\n%s' % (
+                json.dumps(result.get('task'), indent=1, default=str),
+                (result.get('image') or {}).get('status'),
+                result.get('stderr', '')[-3000:], log_chars,
+                result.get('glance_log', '')[-log_chars:]))

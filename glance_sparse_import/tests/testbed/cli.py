@@ -205,14 +205,36 @@ class GlanceCLI(object):
             image = self.get_image(image_id)
             if image['status'] in statuses:
                 return image
-            failed = image['status'] in fail_statuses
+            failed = (image['status'] in fail_statuses or
+                      self._import_failed(image, statuses))
             if failed or time.monotonic() > deadline:
-                raise CLIError(
-                    'image %s is %s, wanted %s; tasks: %s' % (
-                        image_id, image['status'], '/'.join(statuses),
-                        json.dumps(self.task_list_for_image(image_id),
-                                   indent=1)))
+                raise CLIError('image %s is %s, wanted %s; %s' % (
+                    image_id, image['status'], '/'.join(statuses),
+                    self.explain(image_id)))
             time.sleep(0.5)
+
+    def _import_failed(self, image, statuses):
+        """Whether the image went back to queued after a failed import."""
+        if image['status'] != 'queued' or 'queued' in statuses:
+            return False
+        tasks = self.task_list_for_image(image['id'])
+        return bool(tasks) and all(t['status'] == 'failure' for t in tasks)
+
+    def explain(self, image_id, log_chars=8000):
+        """The image's tasks and the end of Glance's log, for a failure.
+
+        Never raises: it runs while a test is already failing.
+        """
+        try:
+            tasks = json.dumps(self.task_list_for_image(image_id), indent=1)
+        except Exception as e:
+            tasks = '(cannot list them: %s)' % e
+        try:
+            log = self.api.log_text()[-log_chars:]
+        except Exception as e:
+            log = '(cannot read it: %s)' % e
+        return ('tasks of image %s: %s\nGlance log (last %d characters):\n'
+                '%s' % (image_id, tasks, log_chars, log))
 
     def task_list_for_image(self, image_id):
         """Tasks of an image, ``GET /v2/images/<id>/tasks``."""

@@ -88,3 +88,18 @@ def set_image_status(path, image_id, status):
     with _db(path) as conn:
         conn.execute('UPDATE images SET status = ? WHERE id = ?',
                      (status, image_id))
+
+
+@contextlib.contextmanager
+def locked(path):
+    """Hold an exclusive lock on the database until the block ends.
+
+    Every other connection's query waits, then fails with sqlite's
+    "database is locked", as under a long write elsewhere.
+    """
+    conn = sqlite3.connect(path, timeout=60, isolation_level=None)
+    try:
+        conn.execute('BEGIN EXCLUSIVE')
+        yield
+    finally:
+        conn.close()
