@@ -20,16 +20,15 @@ breaks here (and in the functional tests), not in a cloud.
 
 import urllib.parse
 
-from glance.common import crypt
-from glance.db.sqlalchemy import api as db_api
-from glance.db.sqlalchemy import models
 from oslo_config import cfg
+
+from glance_sparse_import import glance_compat as compat
 
 CONF = cfg.CONF
 
 
 def _image(action):
-    return action._image
+    return compat.image_of(action)
 
 
 def hashing_algorithm(action):
@@ -90,17 +89,17 @@ def rbd_image_in_use(url):
     """
     fsid, pool, name = _rbd_spec(url)
     key = CONF.metadata_encryption_key
-    with db_api.session_for_read() as session:
-        query = session.query(models.ImageLocation.value).filter_by(
-            deleted=False)
+    location = compat.image_location_model()
+    with compat.db_reader() as session:
+        query = session.query(location.value).filter_by(deleted=False)
         if not key:
             # Encrypted values can only be compared once decrypted.
             query = query.filter(
-                models.ImageLocation.value.like('rbd://%' + name + '%'))
+                location.value.like('rbd://%' + name + '%'))
         values = [row.value for row in query]
     for value in values:
         if key:
-            value = crypt.urlsafe_decrypt(key, value)
+            value = compat.urlsafe_decrypt(key, value)
         if not value.startswith('rbd://'):
             continue
         spec = _rbd_spec(value)

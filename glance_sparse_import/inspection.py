@@ -29,22 +29,17 @@ import os
 import re
 import tempfile
 
-from glance.async_ import utils as async_utils
 from oslo_concurrency import processutils
 from oslo_config import cfg
 from oslo_log import log as logging
-from oslo_utils.imageutils import format_inspector
 from oslo_utils import units
 
 from glance_sparse_import import errors
+from glance_sparse_import import glance_compat as compat
 
 LOG = logging.getLogger(__name__)
 
 CONF = cfg.CONF
-CONF.import_opt('vmdk_allowed_types', 'glance.common.config',
-                group='image_format')
-CONF.import_opt('gpt_safety_checks_nonfatal', 'glance.common.config',
-                group='image_format')
 
 ImageInfo = collections.namedtuple(
     'ImageInfo', 'format virtual_size actual_size qemu_format size')
@@ -124,6 +119,14 @@ def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
 
     inspector = _inspect_file(path)
     detected = _format_name(inspector)
+    iso_size = None
+    if detected == 'raw' and not compat.HAS_ISO_INSPECTOR:
+        # Glance 26's inspector knows no ISO and sees one as raw; the
+        # volume size is what later inspectors report.
+        is_iso, iso_size = _iso_volume(path)
+        if is_iso:
+            detected = 'iso'
+            inspector = None
     if detected == 'iso':
         if claimed_format != 'iso':
             LOG.error('Image claimed to be %s format but format '
@@ -143,7 +146,8 @@ def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
         if detected == 'raw':
             virtual_size = actual_size
         else:
-            virtual_size = inspector.virtual_size or None
+            virtual_size = (iso_size if inspector is None else
+                            inspector.virtual_size or None)
         _check_size(max(actual_size, virtual_size or 0), max_virtual_size)
         return ImageInfo(detected, virtual_size, actual_size, None,
                          actual_size)
@@ -188,46 +192,24 @@ def checked_output(chunks):
     inspected only until the inspectors agree, which for a plain disk is
     its first 256 KiB; the error, if any, is raised from the iteration.
     """
-    feed = _Feed()
-    wrapper = format_inspector.InspectWrapper(feed)
+    detector = compat.StreamDetector()
     deciding = True
     for chunk in chunks:
         if deciding:
             if chunk.data is None:
                 for piece in _zero_pieces(chunk.length):
-                    feed.eat(wrapper, piece)
-                    if wrapper.formats is not None:
+                    detector.eat(piece)
+                    if detector.decided:
                         break
             else:
-                feed.eat(wrapper, chunk.data)
-            if wrapper.formats is not None:
+                detector.eat(chunk.data)
+            if detector.decided:
                 deciding = False
-                _check_output_format(wrapper)
+                _check_output_format(detector)
         yield chunk
     if deciding:
-        wrapper.close()
-        _check_output_format(wrapper)
-
-
-class _Feed:
-    """A file whose read() returns the piece given to eat().
-
-    InspectWrapper reads from it, so its own matching logic runs on a
-    stream we drive.
-    """
-
-    def __init__(self):
-        self._piece = b''
-
-    def read(self, size):
-        return self._piece
-
-    def eat(self, wrapper, piece):
-        self._piece = piece
-        try:
-            wrapper.read(len(piece))
-        finally:
-            self._piece = b''
+        detector.close()
+        _check_output_format(detector)
 
 
 def _zero_pieces(length):
@@ -238,8 +220,8 @@ def _zero_pieces(length):
         length -= n
 
 
-def _check_output_format(wrapper):
-    inspector = _checked(lambda: wrapper.format)
+def _check_output_format(detector):
+    inspector = _checked(detector.result)
     if _format_name(inspector) != 'raw':
         LOG.error('Image detected as %s after conversion to raw', inspector)
         raise errors.InvalidImage('Converted image in unexpected format')
@@ -256,35 +238,31 @@ def _detect_file_format(path):
     MBR or GPT in its system area is an ISO, as Glance's upload path has
     it. Any other combination of formats raises ImageFormatError.
     """
-    with open(path, 'rb') as f:
-        wrapper = format_inspector.InspectWrapper(f)
-        try:
-            while wrapper.formats is None and wrapper.read(64 * units.Ki):
-                pass
-        finally:
-            wrapper.close()
-    matches = {str(i): i for i in wrapper.formats}
+    formats = compat.detect_file_formats(path)
+    matches = {str(i): i for i in formats}
     if matches.keys() == _HYBRID_ISO:
         LOG.info('Image is a hybrid ISO (an ISO 9660 with a partition '
                  'table in its system area): inspected as an ISO')
         return matches['iso']
-    return wrapper.format
+    if len(formats) > 1:
+        raise compat.ImageFormatError('Multiple formats detected: %s' %
+                                      ','.join(sorted(matches)))
+    return formats[0]
 
 
 def _checked(detect):
     """Run detect() and the safety checks as Glance's _inspect_path does."""
     try:
         inspector = detect()
-        inspector.safety_check()
-    except format_inspector.SafetyCheckFailed as e:
-        nonfatal = set(CONF.image_format.gpt_safety_checks_nonfatal)
-        fatal = e.failures.keys() - nonfatal
-        if inspector.NAME == 'gpt' and not fatal:
+        compat.safety_check(inspector)
+    except compat.UnsafeImage as e:
+        fatal = e.failures.keys() - set(compat.gpt_nonfatal_checks())
+        if compat.inspector_name(inspector) == 'gpt' and not fatal:
             LOG.warning('Non-fatal %s', e)
         else:
             LOG.error('%s %s', inspector, e)
             raise errors.InvalidImage('Image has disallowed configuration')
-    except format_inspector.ImageFormatError as e:
+    except compat.ImageFormatError as e:
         LOG.error('Image failed format inspection: %s', e)
         raise errors.InvalidImage('Image format detection failed')
     except errors.SparseImportError:
@@ -293,6 +271,14 @@ def _checked(detect):
         LOG.exception('Unknown error inspecting image format: %s', e)
         raise errors.InvalidImage('Unable to inspect image')
     return inspector
+
+
+def _iso_volume(path):
+    try:
+        return compat.iso_volume(path)
+    except OSError as e:
+        LOG.error('Cannot read staged image: %s', e)
+        raise errors.SourceError('The staged image cannot be read')
 
 
 def _format_name(inspector):
@@ -313,7 +299,7 @@ def _qemu_img_info(path, qemu_format, python_exec):
     try:
         stdout, stderr = processutils.execute(
             'qemu-img', 'info', '-f', qemu_format, '--output=json', path,
-            prlimit=async_utils.QEMU_IMG_PROC_LIMITS,
+            prlimit=compat.QEMU_IMG_PROC_LIMITS,
             python_exec=python_exec)
     except processutils.ProcessExecutionError as e:
         LOG.error('qemu-img info failed (exit %s): %s', e.exit_code,
@@ -376,7 +362,7 @@ def _check_dirty_qcow2(path, python_exec):
             processutils.execute(
                 'qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
                 '-b', os.path.abspath(path), overlay,
-                prlimit=async_utils.QEMU_IMG_PROC_LIMITS,
+                prlimit=compat.QEMU_IMG_PROC_LIMITS,
                 python_exec=python_exec)
         except (processutils.ProcessExecutionError, OSError) as e:
             LOG.error('Cannot make an overlay to check the image: %s', e)

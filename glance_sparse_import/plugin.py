@@ -25,13 +25,12 @@ the staged file; when the staged image is not raw, the raw bytes replace it
 there so that they get exactly the data the RBD stores got.
 """
 
+import collections
 from concurrent import futures
 import os
 import threading
 import time
 
-from glance.common import exception as glance_exception
-from glance.common.scripts import utils as script_utils
 from oslo_config import cfg
 from oslo_log import log as logging
 from oslo_utils import units
@@ -43,6 +42,7 @@ from glance_sparse_import import copy
 from glance_sparse_import import db_errors
 from glance_sparse_import import errors
 from glance_sparse_import import file_target
+from glance_sparse_import import glance_compat as compat
 from glance_sparse_import import glance_image
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
@@ -54,14 +54,15 @@ from glance_sparse_import import sources
 from glance_sparse_import import staging
 from glance_sparse_import import stores as rbd_stores
 
-try:
-    from glance.async_.flows import parallel_api_image_import
-except ImportError:  # pragma: no cover - Glance before parallel imports
-    parallel_api_image_import = None
-
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
 opts.register_opts(CONF)
+# Glance imports this module at its first import after start-up (it has no
+# earlier hook for import plugins): say there what will fail.
+if compat.problems():
+    LOG.error('sparse_rbd_import cannot run here; every import to an RBD '
+              'store will fail until this is fixed. Missing: %s',
+              '; '.join(compat.problems()))
 
 # Formats stock Glance stores as they are: image_conversion leaves raw and
 # iso alone and converts everything else to raw/bare.
@@ -124,7 +125,7 @@ class _SparseRbdImport(task.Task):
         except errors.SparseImportError as e:
             # Glance's executor puts the text of an UploadException in the
             # task message; anything else becomes "Internal Error".
-            raise glance_exception.UploadException(
+            raise compat.UploadException(
                 'Sparse RBD import failed: %s' % e)
 
     def _execute(self, file_path):
@@ -325,12 +326,12 @@ class _SparseRbdImport(task.Task):
                         {'image': self.image_id, 'err': e})
 
     def _check_and_report(self, stats, targets):
-        task_obj = script_utils.get_task(self.task_repo, self.task_id)
+        task_obj = compat.get_task(self.task_repo, self.task_id)
         if task_obj is None or task_obj.status != 'processing':
-            raise glance_exception.TaskAbortedError()
+            raise compat.TaskAbortedError()
         try:
             self.action_wrapper.assert_task_lock()
-        except glance_exception.TaskAbortedError:
+        except compat.TaskAbortedError:
             # Glance would only say "Internal Error".
             raise errors.SparseImportError(
                 'another task took the import lock of the image')
@@ -412,7 +413,7 @@ def _call(func, target):
 
 def _check_not_deleted(action):
     if action.image_status == 'deleted':
-        raise glance_exception.ImportTaskError(
+        raise compat.ImportTaskError(
             'Image has been deleted, aborting import.')
 
 
@@ -475,6 +476,73 @@ class _PhaseTimer(object):
         return ', '.join('%s %.2fs' % p for p in self.phases)
 
 
+class _Refuse(task.Task):
+    """Fail the import: the plugin cannot run on this deployment.
+
+    Stands in for the plugin when Glance or the host lacks something it
+    needs, so that images meant for RBD fail to import instead of being
+    stored there unconverted by Glance.
+    """
+
+    def __init__(self, task_type, task_id, action_wrapper, stores,
+                 problems):
+        self.action_wrapper = action_wrapper
+        self.stores = stores
+        self.problems = problems
+        self._staged_path = None
+        super(_Refuse, self).__init__(
+            name='%s-SparseRbdImportRefused-%s' % (task_type, task_id))
+
+    def execute(self, file_path):
+        self._staged_path = staging.staged_path(file_path)
+        raise compat.UploadException(
+            'sparse_rbd_import cannot run on this Glance deployment; '
+            'missing: %s' % '; '.join(self.problems))
+
+    def revert(self, result, **kwargs):
+        # As our import task: the image goes back to queued and every
+        # store of the request is failed.
+        try:
+            with self.action_wrapper as action:
+                if self._staged_path is not None:
+                    _unlink_quietly(self._staged_path)
+                action.set_image_attribute(status='queued')
+                action.remove_importing_stores(self.stores)
+                action.add_failed_stores(self.stores)
+        except Exception as e:
+            LOG.warning('Could not update image %(image)s after refusing '
+                        'its import: %(err)s',
+                        {'image': self.action_wrapper.image_id, 'err': e})
+
+
+# task_id -> names of the RBD stores get_flow took from Glance's list.
+# Glance 33 builds the flow again, with the list already shortened, when
+# SQLite says "database is locked"; the retry takes the same stores again.
+_TAKEN = collections.OrderedDict()
+_TAKEN_KEPT = 256
+_TAKEN_LOCK = threading.Lock()
+
+
+def _take_rbd_stores(task_id, stores):
+    """Remove the RBD store names from ``stores``; return them all.
+
+    Includes those a previous call for ``task_id`` already removed.
+    """
+    with _TAKEN_LOCK:
+        taken = list(_TAKEN.get(task_id, ()))
+        for name in list(stores):
+            if rbd_stores.is_rbd(name):
+                stores.remove(name)
+                if name not in taken:
+                    taken.append(name)
+        if taken and task_id is not None:
+            _TAKEN[task_id] = taken
+            _TAKEN.move_to_end(task_id)
+            while len(_TAKEN) > _TAKEN_KEPT:
+                _TAKEN.popitem(last=False)
+    return taken
+
+
 def get_flow(**kwargs):
     """Return the plugin's flow, taking its RBD stores from Glance's list.
 
@@ -487,19 +555,32 @@ def get_flow(**kwargs):
                     RBD stores are removed from it in place.
     """
     task_type = kwargs.get('task_type')
+    task_id = kwargs.get('task_id')
     flow = lf.Flow(task_type)
     stores = kwargs.get('backend')
     if stores is None:
         # Without Glance's own list there is nothing we can take over.
         LOG.warning('sparse_rbd_import: no target store list; not used')
         return flow
-    ours = [s for s in (rbd_stores.rbd_store(n) for n in stores) if s]
+    action_wrapper = kwargs['action_wrapper']
+    problems = compat.problems()
+    if problems:
+        if any(rbd_stores.is_rbd(n) for n in stores):
+            LOG.error('sparse_rbd_import cannot run here, failing the '
+                      'import of image %(image)s. Missing: %(problems)s',
+                      {'image': action_wrapper.image_id,
+                       'problems': '; '.join(problems)})
+            flow.add(_Refuse(task_type, task_id, action_wrapper,
+                             list(stores), problems))
+        return flow
+    names = _take_rbd_stores(task_id, stores)
+    ours = [s for s in (rbd_stores.rbd_store(n) for n in names) if s]
+    # A store glance_store cannot configure goes back to Glance, which
+    # fails it the way it fails any store.
+    stores.extend(n for n in names if n not in [s.name for s in ours])
     if not ours:
         return flow
-    for store in ours:
-        stores.remove(store.name)
     import_req = kwargs.get('import_req') or {}
-    action_wrapper = kwargs['action_wrapper']
     names = [s.name for s in ours]
     others_in_parallel = _glance_uploads_in_parallel(import_req, stores)
     LOG.debug('sparse_rbd_import takes stores %(ours)s of image %(image)s; '
@@ -508,7 +589,7 @@ def get_flow(**kwargs):
                'others': stores or 'none',
                'how': ' in parallel' if others_in_parallel else ''})
     return flow.add(_SparseRbdImport(
-        kwargs.get('task_id'), task_type, kwargs.get('task_repo'),
+        task_id, task_type, kwargs.get('task_repo'),
         action_wrapper, ours, list(stores),
         import_req.get('all_stores_must_succeed', True),
         others_in_parallel, context=kwargs.get('context')))
@@ -520,8 +601,5 @@ def _glance_uploads_in_parallel(import_req, stores):
     Glance decides after the plugins are built, from the same (shortened)
     list, so asking it the same question now gives the same answer.
     """
-    if parallel_api_image_import is None:
-        return False
     method = (import_req.get('method') or {}).get('name')
-    return parallel_api_image_import.should_use_parallel_store_import(
-        method, stores)
+    return compat.uploads_in_parallel(method, stores)

@@ -23,17 +23,14 @@ before any plugin runs, never during the upload, and still are with this
 plugin.
 """
 
-from glance.api import common as api_common
-from glance.common import exception as glance_exception
-from glance import db as glance_db
 from oslo_config import cfg
 from oslo_log import log as logging
 
 from glance_sparse_import import errors
+from glance_sparse_import import glance_compat as compat
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
-CONF.import_opt('image_size_cap', 'glance.common.config')
 
 
 def check(context, image_id, size):
@@ -51,8 +48,7 @@ def check(context, image_id, size):
             % (size, CONF.image_size_cap))
     try:
         # A no-op under use_keystone_limits, as in stock Glance.
-        api_common.check_quota(context, size, glance_db.get_api(),
-                               image_id=image_id)
-    except glance_exception.StorageQuotaFull as e:
+        compat.check_quota(context, size, image_id)
+    except compat.StorageQuotaFull as e:
         # Glance's own text: the size and the bytes remaining.
         raise errors.QuotaExceeded('user_storage_quota exceeded: %s' % e)

@@ -20,10 +20,10 @@ pool, user, ceph.conf and chunk size exactly as glance_store uses them.
 
 import collections
 
-import glance_store
-from glance_store import backend as single_backend
 from oslo_config import cfg
 from oslo_log import log as logging
+
+from glance_sparse_import import glance_compat as compat
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -35,7 +35,7 @@ RbdStore.__doc__ = """One RBD store; ``name`` is None for single-store Glance.
 
 
 def _from_store(name, store):
-    timeout = int(store.store_conf.rados_connect_timeout)
+    timeout = compat.rados_connect_timeout(store)
     return RbdStore(name=name, pool=str(store.pool), user=str(store.user),
                     conf_file=str(store.conf_file),
                     chunk_size=int(store.chunk_size),
@@ -50,29 +50,40 @@ def rbd_store(name):
     that glance_store cannot configure is None too: Glance then fails it
     the way it fails any store.
     """
-    if CONF.enabled_backends:
-        if name is None or CONF.enabled_backends.get(name) != 'rbd':
-            return None
+    if not is_rbd(name):
+        return None
+    if name is not None:
         try:
             # glance_store configures RBD stores anew for every call, and
             # connects to the cluster to learn its fsid.
-            store = glance_store.get_store_from_store_identifier(name)
-        except (KeyError, glance_store.exceptions.GlanceStoreException) as e:
+            store = compat.get_rbd_store(name)
+        except (KeyError, compat.GlanceStoreException) as e:
             LOG.warning('RBD store %(store)s is not available, leaving it '
                         'to Glance: %(err)s', {'store': name, 'err': e})
             return None
         return _from_store(name, store)
-    if name is not None or CONF.glance_store.default_store != 'rbd':
-        return None
-    return _from_store(None, single_backend.get_store_from_scheme('rbd'))
+    return _from_store(None, compat.get_rbd_store(None))
+
+
+def is_rbd(name):
+    """Whether the target store ``name`` is RBD, from the configuration.
+
+    Needs neither glance_store nor Ceph, so it answers even where the
+    plugin cannot run.
+    """
+    if CONF.enabled_backends:
+        return name is not None and CONF.enabled_backends.get(name) == 'rbd'
+    return name is None and CONF.glance_store.default_store == 'rbd'
 
 
 def op_timeout(store, conf):
     """The store's Ceph timeout; ``conf.ceph_op_timeout`` when it has none.
 
-    ``conf`` is the ``[sparse_rbd_import]`` group.
+    ``conf`` is the ``[sparse_rbd_import]`` group. A ``rados_connect_timeout``
+    of 0 counts as none: glance_store up to 4.6 defaults it to 0 and
+    ignores it, and Ceph reads a timeout of 0 as no timeout.
     """
-    if store.connect_timeout < 0:
+    if store.connect_timeout <= 0:
         return conf.ceph_op_timeout
     return store.connect_timeout
 

@@ -29,12 +29,12 @@ import time
 import uuid
 
 from oslo_config import cfg
-from oslo_utils.imageutils import format_inspector
 from oslo_utils import units
 import pbr.version
 
 from glance_sparse_import import copy
 from glance_sparse_import import errors
+from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
@@ -183,7 +183,7 @@ def _check_readable(path):
 def _detect_format(path):
     """The disk format Glance would find in the file, to use as the claim."""
     try:
-        name = str(format_inspector.detect_file_format(path))
+        name = str(glance_compat.detect_file_format(path))
     except Exception:
         # inspect_image repeats the detection and says what is wrong.
         return 'raw'
@@ -370,6 +370,66 @@ def _timeout(text):
     return value
 
 
+PLUGIN_NAMESPACE = 'glance.image_import.plugins'
+PLUGIN_NAME = 'sparse_rbd_import'
+
+
+def do_check(args):
+    """Load the plugin as Glance does and say what it lacks here."""
+    from stevedore import named
+
+    failures = []
+
+    def load_failed(manager, entry_point, error):
+        failures.append('%s: %s' % (type(error).__name__, error))
+
+    manager = named.NamedExtensionManager(
+        PLUGIN_NAMESPACE, names=[PLUGIN_NAME],
+        on_load_failure_callback=load_failed)
+    report = {'loaded': bool(manager.names()), 'load_errors': failures,
+              'missing': glance_compat.problems(),
+              'fallbacks': glance_compat.describe(),
+              'enabled': _plugin_enabled(args.config_file)}
+    report['ok'] = (report['loaded'] and not report['missing'] and
+                    report['enabled'] is not False)
+    if args.json:
+        print(json.dumps(report, indent=2, sort_keys=True))
+    else:
+        print('plugin %s (%s): %s' % (
+            PLUGIN_NAME, PLUGIN_NAMESPACE,
+            'loads' if report['loaded'] else 'does NOT load'))
+        for failure in failures:
+            print('  load error: %s' % failure)
+        for what, choice in sorted(report['fallbacks'].items()):
+            print('%s: %s' % (what, choice))
+        if report['enabled'] is None:
+            print('image_import_plugins: not read (no Glance or no '
+                  '--config-file)')
+        else:
+            print('image_import_plugins lists %s: %s' % (
+                PLUGIN_NAME, 'yes' if report['enabled'] else 'NO'))
+        for problem in report['missing']:
+            print('missing: %s' % problem)
+        print('OK: imports to RBD stores will use the plugin' if
+              report['ok'] else
+              'NOT OK: imports to RBD stores will fail or bypass the plugin')
+    if not report['ok']:
+        raise CommandError('the plugin cannot run here')
+
+
+def _plugin_enabled(config_files):
+    """Whether the configuration names the plugin; None when unknown."""
+    if not config_files:
+        return None
+    try:
+        CONF.import_opt('image_import_plugins',
+                        'glance.async_.flows.api_image_import',
+                        group='image_import_opts')
+        return PLUGIN_NAME in CONF.image_import_opts.image_import_plugins
+    except Exception:
+        return None
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog=PROG,
@@ -438,6 +498,19 @@ def build_parser():
                         'rados_connect_timeout (default: ceph_op_timeout, '
                         '120)')
     p.set_defaults(func=do_import)
+
+    p = sub.add_parser(
+        'check', help='check the plugin can run in this Glance',
+        description='Load the plugin the way Glance does (stevedore, '
+                    'namespace glance.image_import.plugins), list the '
+                    'Glance, glance_store and oslo internals it lacks and '
+                    'the fallbacks it uses, and whether the configuration '
+                    '(give glance-api.conf and glance-image-import.conf '
+                    'with --config-file) enables it. Exits 1 unless it can '
+                    'run.')
+    p.add_argument('--json', action='store_true',
+                   help='print the result as JSON')
+    p.set_defaults(func=do_check)
     return parser
 
 

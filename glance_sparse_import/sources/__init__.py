@@ -14,12 +14,13 @@
 
 from oslo_config import cfg
 
+# Registers [wsgi] python_interpreter where Glance has it.
+from glance_sparse_import import glance_compat  # noqa: F401
 from glance_sparse_import.sources.checked import CheckedSource
 from glance_sparse_import.sources.nbd import NbdSource
 from glance_sparse_import.sources.raw import RawSource
 
 CONF = cfg.CONF
-CONF.import_opt('python_interpreter', 'glance.common.config', group='wsgi')
 
 
 def open_source(path, image_info, conf, python_exec=None):

@@ -28,7 +28,6 @@ import sys
 import tempfile
 import time
 
-import nbd
 from oslo_concurrency import processutils
 from oslo_log import log as logging
 from oslo_utils import units
@@ -36,6 +35,11 @@ from oslo_utils import units
 from glance_sparse_import import errors
 from glance_sparse_import.sources.base import Chunk
 from glance_sparse_import.sources.base import requests
+
+try:
+    import nbd
+except ImportError:  # pragma: no cover - glance_compat.problems() says so
+    nbd = None
 
 LOG = logging.getLogger(__name__)
 

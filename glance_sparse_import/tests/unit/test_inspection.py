@@ -45,8 +45,11 @@ def work(tmp_path_factory):
 def image_format_conf():
     yield inspection.CONF
     inspection.CONF.clear_override('vmdk_allowed_types', group='image_format')
-    inspection.CONF.clear_override('gpt_safety_checks_nonfatal',
-                                   group='image_format')
+    try:
+        inspection.CONF.clear_override('gpt_safety_checks_nonfatal',
+                                       group='image_format')
+    except cfg.NoSuchOptError:
+        pass  # Glance before 30
 
 
 def converted(work, name, fmt, *options, compress=False):
@@ -113,10 +116,9 @@ def iso(work):
 
 
 def test_iso_records_volume_size(iso):
-    from oslo_utils.imageutils import format_inspector
     info = inspection.inspect_image(iso, 'iso', CAP)
-    volume_size = format_inspector.ISOInspector.from_file(iso).virtual_size
-    assert volume_size > 0
+    # xorriso pads nothing after the volume.
+    volume_size = os.path.getsize(iso)
     assert info == inspection.ImageInfo(
         'iso', volume_size, os.path.getsize(iso), None, os.path.getsize(iso))
 
