@@ -20,6 +20,7 @@ from oslo_config import cfg
 import pytest
 
 from glance_sparse_import import errors
+from glance_sparse_import import glance_compat as compat
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
 from glance_sparse_import.sources.base import Chunk
@@ -392,14 +393,20 @@ def test_clean_qcow2_refcount_damage_refused(work, tmp_path):
 
 @pytest.mark.parametrize('gpt', [False, True], ids=['mbr', 'gpt'])
 def test_hybrid_iso_is_iso(tmp_path, gpt):
-    from oslo_utils.imageutils import format_inspector
     path = field.hybrid_iso(str(tmp_path / 'hybrid.iso'), str(tmp_path),
                             gpt=gpt)
-    # Two formats at once: what stock's import path refuses.
-    with pytest.raises(format_inspector.ImageFormatError,
-                       match='Multiple formats'):
-        format_inspector.detect_file_format(path)
-    volume = format_inspector.ISOInspector.from_file(path).virtual_size
+    if compat.HAS_ISO_INSPECTOR:
+        fi = compat._fi
+        # Two formats at once (one on Glance 27 to 29, which know neither
+        # MBR nor GPT): what stock's import path refuses.
+        if 'gpt' in fi.ALL_FORMATS:
+            with pytest.raises(fi.ImageFormatError,
+                               match='Multiple formats'):
+                fi.detect_file_format(path)
+        volume = fi.ISOInspector.from_file(path).virtual_size
+    else:
+        # Glance 26: no ISO inspector; the plugin reads the descriptor.
+        volume = compat.iso_volume(path)[1]
     size = os.path.getsize(path)
     assert 0 < volume < size
     info = inspection.inspect_image(path, 'iso', CAP)
@@ -416,7 +423,9 @@ def test_iso_with_other_format_refused(work, tmp_path):
     path = field.iso_with_qcow2_header(
         iso, str(tmp_path / 'both.iso'), converted(work, 'plain.qcow2',
                                                    'qcow2'))
-    rejected(path, 'iso', match='Image format detection failed')
+    # Glance 26's inspector knows no ISO and stops at the first match.
+    rejected(path, 'iso', match='Image format detection failed'
+             if compat.HAS_ISO_INSPECTOR else 'its content is qcow2')
 
 
 def test_vhdx_log_replay_reason(tmp_path):
