@@ -74,7 +74,8 @@ def test_scan_finds_the_known_programs():
                     'xorriso', 'sgdisk', 'mariadbd', 'pgrep', 'dpkg-query',
                     'venv:uwsgi', 'venv:glance'):
         assert program in found, program
-    assert 'glance_sparse_import/sources/nbd.py:149' in found['qemu-nbd']
+    assert any(where.startswith('glance_sparse_import/sources/nbd.py:')
+               for where in found['qemu-nbd']), found['qemu-nbd']
 
 
 def test_every_command_is_readable():
