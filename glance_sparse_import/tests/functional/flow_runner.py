@@ -22,6 +22,7 @@ Glance and glance_store keep their configuration in globals.
 """
 
 import argparse
+import importlib
 import json
 import os
 import shutil
@@ -76,11 +77,54 @@ def _image_dict(image):
             'extra_properties': dict(image.extra_properties)}
 
 
+def _hide(names):
+    """Make modules or attributes (``module:attr``) missing.
+
+    As on a host or a Glance without them; before the plugin is imported.
+    """
+    for name in names:
+        module, _sep, attr = name.partition(':')
+        if attr:
+            delattr(importlib.import_module(module), attr)
+        else:
+            sys.modules[module] = None
+
+
+def _database_locked_once():
+    """The first import lock update of the flow fails as SQLite does.
+
+    Glance 33 builds the flow again on "database is locked"; the first use
+    of the action wrapper comes after the plugins are built, so the retry
+    calls them a second time with the same store list.
+    """
+    import sqlite3
+
+    from glance.async_.flows import api_image_import
+    from sqlalchemy import exc as sqlalchemy_exc
+
+    wrapper = api_image_import.ImportActionWrapper
+    enter = wrapper.__enter__
+    raised = []
+
+    def locked_once(self):
+        if not raised:
+            raised.append(True)
+            sys.stderr.write('flow_runner: database is locked (injected)\n')
+            raise sqlalchemy_exc.OperationalError(
+                'UPDATE images', {},
+                sqlite3.OperationalError('database is locked'))
+        return enter(self)
+    wrapper.__enter__ = locked_once
+
+
 def run(args):
     from glance import context as glance_context
     from glance import gateway as glance_gateway
 
+    _hide(args.hide)
     _setup(args.config_file)
+    if args.database_locked_once:
+        _database_locked_once()
     if args.keystone_limits is not None:
         # Keystone's registered limits, through oslo.limit's own fixture;
         # Glance's enforcement code runs unchanged.
@@ -161,6 +205,12 @@ def main(argv=None):
     parser.add_argument('--keystone-limits', type=json.loads,
                         help='JSON {resource: limit}: registered limits')
     parser.add_argument('--auth-token', help="the request's token")
+    parser.add_argument('--hide', action='append', default=[],
+                        metavar='MODULE[:ATTR]',
+                        help='make a module or attribute missing')
+    parser.add_argument('--database-locked-once', action='store_true',
+                        help='fail the first flow-building database '
+                             'update with SQLite "database is locked"')
     args = parser.parse_args(argv)
     result = run(args)
     sys.stdout.write('RESULT ' + json.dumps(result) + '\n')
