@@ -10,31 +10,21 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Find every external program the source tree runs.
+"""Programs that Python code runs, read with ``ast``.
 
-Python files are read with ``ast``: calls of subprocess, os.exec*/system,
-oslo.concurrency's processutils, shutil.which, and of every function of
-the tree that hands one of its parameters to those (``procs.run``,
-``disk_images.run``, ...), found by iterating to a fixed point. The
-command's program is followed through literals, ``+``, local and module
-assignments, ``self.x`` assignments and the return values of functions of
-the same module; a command that cannot be followed is reported, so every
-command stays readable by this scan. Shell scripts are read by a small
-lexer that knows quoting, ``$(...)``, arrays and the usual keywords; tox.ini
-by its ``allowlist_externals``.
-
-A use is ``Use(program, where)``: ``program`` is a program name, ``venv:X``
-for a console script of the virtualenv, ``python`` for the interpreter, or
-``?SOURCE`` when the command cannot be followed.
+Calls of subprocess, os.exec*/system, oslo.concurrency's processutils and
+shutil.which count, and so do calls of every function of the tree that
+hands one of its parameters to those (``procs.run``, ``disk_images.run``,
+``Cluster._run``, ...), found by iterating to a fixed point. A command's
+program is followed through literals, ``+``, local and module assignments,
+``self.x`` assignments and the return values of functions of the same
+module, and past ``--`` when the interpreter runs a wrapper such as
+oslo.concurrency's prlimit.
 """
 
 import ast
 import collections
-import configparser
 import os
-import re
-
-Use = collections.namedtuple('Use', 'program where')
 
 # A command is the whole argv (LIST), the positional arguments (ARGS), the
 # program alone (PROGRAM) or a shell command line (SHELL). A LOOKUP names a
@@ -73,74 +63,6 @@ BASE_RUNNERS = {
 # Names that hold the Python interpreter (oslo.concurrency's python_exec).
 INTERPRETER_NAMES = frozenset(['python_exec', '_python_exec'])
 
-SKIP_DIRS = frozenset(['.git', '.tox', 'build', 'dist', '__pycache__',
-                       '.eggs', '.pytest_cache', 'node_modules'])
-
-SHELL_KEYWORDS = frozenset([
-    'if', 'then', 'else', 'elif', 'fi', 'do', 'done', 'while', 'until',
-    '!', '{', '}', 'function', 'time'])
-SHELL_BUILTINS = frozenset([
-    'cd', 'echo', 'printf', 'set', 'export', 'local', 'read', 'exit',
-    'return', 'trap', 'shift', 'source', '.', '[', '[[', 'test', 'true',
-    'false', 'unset', 'wait', 'kill', 'declare', 'readonly', 'eval',
-    'type', ':', 'pushd', 'popd', 'break', 'continue', 'let', 'getopts',
-    'umask', 'ulimit', 'mapfile', 'readarray', 'command', 'exec', 'hash',
-    'pwd'])
-# Words after which the next word is again a program.
-SHELL_PREFIXES = frozenset(['exec', 'nohup', 'nice', 'env', 'time'])
-ASSIGNMENT = re.compile(r'^[A-Za-z_][A-Za-z0-9_]*(\[[^]]*\])?\+?=')
-
-
-def source_files(root):
-    """(relative path, kind) of the tree's Python and shell files."""
-    for top, dirs, files in os.walk(root):
-        dirs[:] = sorted(d for d in dirs if d not in SKIP_DIRS and
-                         not d.startswith('.venv') and
-                         not d.endswith('.egg-info') and
-                         (d == '.ci' or not d.startswith('.')))
-        for name in sorted(files):
-            path = os.path.join(top, name)
-            kind = _kind(path)
-            if kind:
-                yield os.path.relpath(path, root), kind
-
-
-def _kind(path):
-    if path.endswith('.py'):
-        return 'python'
-    if path.endswith('.sh'):
-        return 'shell'
-    try:
-        with open(path, 'rb') as f:
-            first = f.readline(200)
-    except OSError:
-        return None
-    if not first.startswith(b'#!'):
-        return None
-    if b'python' in first:
-        return 'python'
-    if re.search(rb'\b(ba)?sh\b', first):
-        return 'shell'
-    return None
-
-
-def scan(root):
-    """Every Use of a program in the tree under ``root``, sorted."""
-    uses = set()
-    python = []
-    for rel, kind in source_files(root):
-        with open(os.path.join(root, rel), encoding='utf-8') as f:
-            text = f.read()
-        if kind == 'python':
-            python.append(_Module(rel, ast.parse(text, rel)))
-        else:
-            uses.update(scan_shell(text, rel, root))
-    uses.update(_scan_python(python))
-    uses.update(scan_tox(os.path.join(root, 'tox.ini')))
-    return sorted(uses)
-
-
-# Python.
 
 class _Module(object):
 
@@ -417,7 +339,9 @@ def _items(resolver, call, runner):
     return resolver.argv(node)
 
 
-def _scan_python(modules):
+def scan(files):
+    """{(program, where)} for [(relative path, source text)]."""
+    modules = [_Module(rel, ast.parse(text, rel)) for rel, text in files]
     runners = {k: (v, 0, None) for k, v in BASE_RUNNERS.items()}
     while True:
         found = {}
@@ -454,272 +378,9 @@ def _wrapper(module, item, style):
 def _use(item, where):
     kind = item[0]
     if kind == 'program':
-        return Use(item[1], where)
-    if kind == 'venv':
-        return Use('venv:' + item[1], where)
+        return (item[1], where)
     if kind == 'python':
-        return Use('python', where)
-    if kind == 'script':
-        return Use('script:' + item[1], where)
-    return Use('?' + str(item[1]), where)
-
-
-# Shell.
-
-def shell_commands(text):
-    """[(line, [words])] of the simple commands of a shell script.
-
-    Quotes are removed from words; ``$(...)`` inside a word becomes
-    ``$(...)`` literally and its commands are listed too; array
-    assignments are single words.
-    """
-    out = []
-    _Lexer(text, out).run()
-    return out
-
-
-class _Lexer(object):
-
-    def __init__(self, text, out, line=1):
-        self.text = text
-        self.out = out
-        self.pos = 0
-        self.line = line
-
-    def run(self):
-        words = []
-        start_line = self.line
-        while True:
-            word, sep = self._word()
-            if word is not None:
-                if not words:
-                    start_line = self._word_line
-                words.append(word)
-            if sep is not None:
-                if words:
-                    self.out.append((start_line, words))
-                words = []
-            if sep == 'end':
-                return
-
-    def _peek(self, n=1):
-        return self.text[self.pos:self.pos + n]
-
-    def _word(self):
-        """(word or None, separator or None)."""
-        t = self.text
-        while self.pos < len(t) and t[self.pos] in ' \t':
-            self.pos += 1
-        if self._peek(2) == '\\\n':
-            self.pos += 2
-            self.line += 1
-            return None, None
-        if self.pos >= len(t):
-            return None, 'end'
-        c = t[self.pos]
-        if c == '#':
-            while self.pos < len(t) and t[self.pos] != '\n':
-                self.pos += 1
-            return None, None
-        if c in '\n;&|()':
-            if c == '\n':
-                self.line += 1
-            self.pos += 1
-            return None, c
-        self._word_line = self.line
-        word = []
-        while self.pos < len(t):
-            c = t[self.pos]
-            if c == '&' and word and word[-1] in '<>':
-                word.append(c)
-                self.pos += 1
-                continue
-            array = c == '(' and word and word[-1] == '='
-            if c in ' \t\n;&|()' and not array:
-                if c == '(' and word and word[-1] == '$':
-                    word.append(self._substitution())
-                    continue
-                break
-            if c == '(':
-                word.append(self._balanced())
-            elif c == '\\':
-                if self._peek(2) == '\\\n':
-                    self.line += 1
-                else:
-                    word.append(t[self.pos + 1:self.pos + 2])
-                self.pos += 2
-            elif c == "'":
-                end = t.index("'", self.pos + 1)
-                word.append(t[self.pos + 1:end])
-                self.line += t.count('\n', self.pos, end)
-                self.pos = end + 1
-            elif c == '"':
-                self.pos += 1
-                while t[self.pos] != '"':
-                    if self._peek(2) == '$(':
-                        self.pos += 1
-                        word.append('$' + self._substitution())
-                    elif t[self.pos] == '\\':
-                        word.append(t[self.pos + 1])
-                        self.pos += 2
-                    else:
-                        if t[self.pos] == '\n':
-                            self.line += 1
-                        word.append(t[self.pos])
-                        self.pos += 1
-                self.pos += 1
-            else:
-                word.append(c)
-                self.pos += 1
-        return ''.join(word), None
-
-    def _balanced(self):
-        """An array value ``(...)``: one word, comments dropped."""
-        t = self.text
-        depth = 0
-        parts = []
-        while self.pos < len(t):
-            c = t[self.pos]
-            if c == '#':
-                while t[self.pos] != '\n':
-                    self.pos += 1
-                continue
-            if c == '\n':
-                self.line += 1
-            parts.append(c)
-            self.pos += 1
-            depth += {'(': 1, ')': -1}.get(c, 0)
-            if depth == 0:
-                break
-        return ''.join(parts)
-
-    def _substitution(self):
-        """Lex ``(...)`` after ``$`` as a script of its own."""
-        t = self.text
-        depth = 0
-        start = self.pos
-        quote = None
-        if t.startswith('((', self.pos):
-            # Arithmetic, no commands.
-            end = t.index('))', self.pos) + 2
-            inner = t[self.pos:end]
-            self.pos = end
-            self.line += inner.count('\n')
-            return inner
-        while self.pos < len(t):
-            c = t[self.pos]
-            if quote:
-                if c == quote:
-                    quote = None
-            elif c in '"\'':
-                quote = c
-            elif c == '(':
-                depth += 1
-            elif c == ')':
-                depth -= 1
-                if depth == 0:
-                    break
-            self.pos += 1
-        inner = t[start + 1:self.pos]
-        self.pos += 1
-        _Lexer(inner, self.out, self.line).run()
-        self.line += inner.count('\n')
-        return '(' + inner + ')'
-
-
-def shell_programs(words):
-    """The programs one simple command runs (normally one)."""
-    found = []
-    skipping = False
-    i = 0
-    while i < len(words):
-        word = words[i]
-        i += 1
-        if skipping:
-            continue
-        if ASSIGNMENT.match(word):
-            continue
-        if word in ('for', 'case', 'select'):
-            return found
-        if word in SHELL_KEYWORDS:
-            continue
-        if word == 'chroot':
-            # chroot [OPTION] NEWROOT [COMMAND...]
-            found.append(word)
-            while i < len(words) and words[i].startswith('-'):
-                i += 1
-            i += 1
-            continue
-        if word in SHELL_PREFIXES:
-            if word not in SHELL_BUILTINS and word not in SHELL_KEYWORDS:
-                found.append(word)
-            while i < len(words) and (words[i].startswith('-') or
-                                      ASSIGNMENT.match(words[i])):
-                i += 1
-            continue
-        if word in SHELL_BUILTINS:
-            if word == 'command' and i < len(words) and words[i] == '-v':
-                found += words[i + 1:]
-            return found
-        found.append(word)
-        skipping = True
-    return found
-
-
-def _shell_item(word, root):
-    venv = re.match(r'^(\$\{?\w+\}?|\.?[\w.-]+)/bin/([\w.-]+)$', word)
-    if venv and (word.startswith('$') or word.startswith('.venv')):
-        return 'venv:' + venv.group(2)
-    if word.startswith('$'):
-        return '?' + word
-    if '/' in word and not word.startswith('/'):
-        return 'script:' + word
-    return word
-
-
-def scan_shell(text, rel, root):
-    """Uses of programs in one shell script."""
-    functions = set(re.findall(r'^\s*(?:function\s+)?([\w-]+)\s*\(\)',
-                               text, re.M))
-    uses = set()
-    for line, words in shell_commands(text):
-        for word in shell_programs(words):
-            if word not in functions:
-                uses.add(Use(_shell_item(word, root),
-                             '%s:%d' % (rel, line)))
-    return uses
-
-
-def shell_installs(text):
-    """Debian packages a script installs.
-
-    Its PACKAGES array and the literal arguments of its ``apt-get
-    install`` commands.
-    """
-    packages = set()
-    for _, words in shell_commands(text):
-        for word in words:
-            if word.startswith('PACKAGES=('):
-                packages.update(word[len('PACKAGES=('):-1].split())
-        if words[:1] == ['apt-get'] and 'install' in words:
-            for word in words[words.index('install') + 1:]:
-                if re.match(r'^[a-z0-9][a-z0-9+.-]+$', word):
-                    packages.add(word)
-    return packages
-
-
-# tox.ini.
-
-def scan_tox(path):
-    """Uses of the programs tox runs outside the virtualenvs."""
-    if not os.path.exists(path):
-        return set()
-    parser = configparser.ConfigParser(interpolation=None)
-    parser.read(path)
-    uses = set()
-    for section in parser.sections():
-        value = parser.get(section, 'allowlist_externals', fallback='')
-        for word in value.split():
-            uses.add(Use(os.path.basename(word) if word.startswith('/')
-                         else word, 'tox.ini [%s]' % section))
-    return uses
+        return ('python', where)
+    if kind in ('venv', 'script'):
+        return ('%s:%s' % (kind, item[1]), where)
+    return ('?' + str(item[1]), where)
