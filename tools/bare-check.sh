@@ -107,7 +107,18 @@ mount -t sysfs sysfs "$root/sys"
 mount --bind /dev "$root/dev"
 mount --bind /dev/pts "$root/dev/pts"
 mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
+# The host's network settings, not its software: name servers, the CA
+# certificates it adds for a TLS-inspecting proxy (the root's ca-certificates,
+# which install-deps.sh installs, takes them in) and pip's site-wide
+# settings (the CA bundle pip should trust).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+if [ -d /usr/local/share/ca-certificates ]; then
+    cp -r /usr/local/share/ca-certificates/. \
+        "$root/usr/local/share/ca-certificates/"
+fi
+if [ -f /etc/pip.conf ]; then
+    cp /etc/pip.conf "$root/etc/pip.conf"
+fi
 
 mkdir -p "$root/build"
 git clone -q --no-hardlinks "$repo" "$root/build/$name"
@@ -118,6 +129,8 @@ chmod -R a-w "$root/build/shared"
 inside() {
     chroot "$root" env -i HOME=/root LANG=C.UTF-8 TERM=dumb CI=true \
         PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+        http_proxy="${http_proxy:-}" https_proxy="${https_proxy:-}" \
+        no_proxy="${no_proxy:-}" \
         /bin/bash -c 'cd "$0" && exec "$@"' "/build/$name" "$@"
 }
 

@@ -141,8 +141,9 @@ def _positional(func):
 class _Resolver(object):
     """Follow a command expression to the programs it names."""
 
-    def __init__(self, module, node):
+    def __init__(self, module, node, runners):
         self.module = module
+        self.runners = runners
         self.scopes = module.functions_of(node)
         self.seen = set()
 
@@ -265,8 +266,10 @@ class _Resolver(object):
             if name == 'bin_path' and node.args and isinstance(
                     node.args[0], ast.Constant):
                 return [('venv', node.args[0].value)]
-            if name == 'which' and node.args:
-                return self.program(node.args[0])
+            lookup = self.runners.get(self.module.callee(node))
+            if lookup and lookup[0] == LOOKUP and node.args:
+                # which(), programs.require(): the path of their argument.
+                return self.program(node.args[lookup[1]])
             values = self._returns(node)
             if values is not None:
                 return [i for v in values for i in self.program(v)]
@@ -353,7 +356,7 @@ def scan(files):
                 runner = runners.get(module.callee(call))
                 if runner is None:
                     continue
-                resolver = _Resolver(module, call)
+                resolver = _Resolver(module, call, runners)
                 for item in _items(resolver, call, runner):
                     if item[0] in ('param', 'vararg'):
                         found.update(_wrapper(module, item, runner[0]))

@@ -26,18 +26,17 @@ as the current user; root connects without a password.
 """
 
 import os
-import shutil
 import subprocess
 import uuid
 
 import pymysql
 
 from glance_sparse_import.tests.testbed import procs
+from glance_sparse_import.tests.testbed import programs
 
 
 def _mariadbd():
-    # /usr/sbin, which a non-login PATH may lack.
-    return shutil.which('mariadbd') or '/usr/sbin/mariadbd'
+    return programs.require('mariadbd')
 
 
 class MariaDBError(Exception):
