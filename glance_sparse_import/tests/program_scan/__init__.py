@@ -68,20 +68,42 @@ def _kind(path):
     return None
 
 
+# A command the scan cannot follow (a program chosen at run time) says
+# what it may run on its first line: ``# runs: python3.9, python3.10``.
+RUNS = re.compile(r'#\s*runs:\s*([\w.+/-]+(?:\s*,\s*[\w.+/-]+)*)')
+
+
 def scan(root):
     """Every Use of a program in the tree under ``root``, sorted."""
     found = set()
     python = []
+    lines = {}
     for rel, kind in source_files(root):
         with open(os.path.join(root, rel), encoding='utf-8') as f:
             text = f.read()
+        lines[rel] = text.splitlines()
         if kind == 'python':
             python.append((rel, text))
         else:
             found.update(shell.scan(text, rel))
     found.update(python_calls.scan(python))
     found.update(scan_tox(os.path.join(root, 'tox.ini')))
-    return sorted(Use(*u) for u in found)
+    return sorted(Use(*u) for u in _declared(found, lines))
+
+
+def _declared(found, lines):
+    """Replace commands that cannot be followed by what their line says."""
+    for program, where in found:
+        if program.startswith('?'):
+            rel, _, line = where.rpartition(':')
+            text = lines.get(rel, [])
+            match = (RUNS.search(text[int(line) - 1])
+                     if line.isdigit() and int(line) <= len(text) else None)
+            if match:
+                for name in match.group(1).split(','):
+                    yield name.strip(), where
+                continue
+        yield program, where
 
 
 def scan_tox(path):

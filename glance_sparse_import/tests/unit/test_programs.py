@@ -82,8 +82,9 @@ def test_every_command_is_readable():
     unknown = ['%s: cannot tell which program %s is' % (u.where, u.program[1:])
                for u in _uses() if u.program.startswith('?')]
     assert not unknown, (
-        'write these commands so that tests/program_scan.py can follow '
-        'them to a literal program name:\n' + '\n'.join(unknown))
+        'write these commands so that tests/program_scan can follow them '
+        'to a literal program name, or end their first line with a '
+        'comment "# runs: PROGRAM[, PROGRAM]":\n' + '\n'.join(unknown))
 
 
 def test_every_program_is_mapped():
@@ -215,13 +216,15 @@ def test_scan_follows_wrappers_and_shell(tmp_path):
         'if [ -x "$v/bin/pip" ]; then exec "$v/bin/pip"; fi\n'
         'f\n'
         'chroot "$root" env -i A=1 /bin/sh -c true\n'
-        'apt-get install -y pkg-one pkg-two >/dev/null\n')
+        'apt-get install -y pkg-one pkg-two >/dev/null\n'
+        '"$python" -c pass  # runs: python3.9, python3.10\n')
     found = {u.program: u.where for u in program_scan.scan(str(tmp_path))}
     assert found == {
         'newtool': 'mod.py:8', 'limited': 'mod.py:9', 'python': 'mod.py:9',
         '?make()': 'mod.py:10', 'foo': 'x.sh:6', 'bar': 'x.sh:6',
         'baz': 'x.sh:7', 'qux': 'x.sh:7', 'venv:pip': 'x.sh:8',
         'chroot': 'x.sh:10', 'env': 'x.sh:10', '/bin/sh': 'x.sh:10',
-        'apt-get': 'x.sh:11'}
+        'apt-get': 'x.sh:11', 'python3.9': 'x.sh:12',
+        'python3.10': 'x.sh:12'}
     assert program_scan.shell_installs(
         (tmp_path / 'x.sh').read_text()) == {'pkg-one', 'pkg-two'}
