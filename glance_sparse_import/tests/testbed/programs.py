@@ -94,6 +94,11 @@ VENV = frozenset([
     'oslo-config-generator',
 ])
 
+# Programs no Debian 12 package provides -> where they come from. Only a
+# tox environment outside tools/run-tests.sh's default run may use them
+# (the README says so); test_programs.py keeps them out of install-deps.sh.
+NOT_DEBIAN = {}
+
 # Debian puts some daemons in /usr/sbin, which a non-login PATH may lack.
 SBIN = ('/usr/sbin', '/sbin')
 

@@ -50,7 +50,8 @@ def _by_program(uses):
 def _debian_uses():
     """{program name or path: [where]} of programs from Debian."""
     return _by_program(u for u in _uses() if not u.program.startswith(
-        ('venv:', 'script:', '?')) and u.program != 'python')
+        ('venv:', 'script:', '?')) and u.program != 'python' and
+        os.path.basename(u.program) not in programs.NOT_DEBIAN)
 
 
 def _installs(rel):
@@ -101,6 +102,12 @@ def test_no_stale_mapping():
     used = {os.path.basename(p) for p in _debian_uses()}
     stale = sorted(set(programs.DEBIAN) - used)
     assert not stale, 'nothing runs these any more: %s' % stale
+
+
+def test_programs_outside_debian_are_used():
+    used = {os.path.basename(u.program) for u in _uses()}
+    assert not set(programs.NOT_DEBIAN) - used
+    assert not set(programs.NOT_DEBIAN) & set(programs.DEBIAN)
 
 
 def test_virtualenv_programs_are_known():
