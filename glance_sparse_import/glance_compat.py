@@ -362,6 +362,18 @@ def inspector_name(inspector):
     return getattr(inspector, 'NAME', None) or str(inspector)
 
 
+class _Feed(object):
+    """What InspectWrapper reads: the piece StreamDetector.eat() was given.
+
+    It has no close(): InspectWrapper would call it.
+    """
+
+    piece = b''
+
+    def read(self, size):
+        return self.piece
+
+
 class StreamDetector(object):
     """Detect the format of a stream fed piece by piece.
 
@@ -371,25 +383,21 @@ class StreamDetector(object):
     """
 
     def __init__(self):
-        self._piece = b''
         self._closed = False
         if _LEGACY:
             self._inspectors = {name: cls() for name, cls in
                                 _fi.ALL_FORMATS.items()}
         else:
-            self._wrapper = _fi.InspectWrapper(self)
-
-    def read(self, size):
-        # InspectWrapper reads what eat() was given from here.
-        return self._piece
+            self._feed = _Feed()
+            self._wrapper = _fi.InspectWrapper(self._feed)
 
     def eat(self, piece):
         if not _LEGACY:
-            self._piece = piece
+            self._feed.piece = piece
             try:
                 self._wrapper.read(len(piece))
             finally:
-                self._piece = b''
+                self._feed.piece = b''
             return
         for name, inspector in list(self._inspectors.items()):
             try:

@@ -494,7 +494,13 @@ class _Refuse(task.Task):
             name='%s-SparseRbdImportRefused-%s' % (task_type, task_id))
 
     def execute(self, file_path):
-        self._staged_path = staging.staged_path(file_path)
+        try:
+            self._staged_path = staging.staged_path(file_path)
+        except Exception as e:
+            # Only for the cleanup: the message is what matters.
+            LOG.warning('Staged data of image %(image)s left in place: '
+                        '%(err)s', {'image': self.action_wrapper.image_id,
+                                    'err': e})
         raise compat.UploadException(
             'sparse_rbd_import cannot run on this Glance deployment; '
             'missing: %s' % '; '.join(self.problems))

@@ -1,0 +1,326 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""The fallbacks of glance_compat, each forced on today's Glance.
+
+Where a fallback needs an older library, the same code path is driven with
+objects of the shape that library has; the series environments run it on
+the real ones.
+"""
+
+import contextlib
+import os
+import subprocess
+import sys
+import types
+
+from oslo_config import cfg
+import pytest
+
+from glance_sparse_import import glance_compat as compat
+from glance_sparse_import import inspection
+from glance_sparse_import import plugin
+from glance_sparse_import.sources.base import Chunk
+from glance_sparse_import import stores
+from glance_sparse_import.tests import disk_images as images
+
+MiB = 1024 ** 2
+
+
+def test_nothing_missing_here():
+    assert compat.problems() == []
+    assert compat.describe()['format inspector'] == compat.INSPECTOR
+
+
+# --- glance_store -------------------------------------------------------
+
+
+class _Group(object):
+    def __init__(self, timeout):
+        self.rados_connect_timeout = timeout
+
+
+def _store(timeout, backend='ceph', store_conf=True):
+    store = types.SimpleNamespace(backend_group=backend,
+                                  pool='images', user='glance',
+                                  conf_file='/etc/ceph/ceph.conf',
+                                  chunk_size=8 * MiB)
+    if store_conf:
+        store.store_conf = _Group(timeout)
+    else:
+        # glance_store 4.x: the options live in the backend's group.
+        store.conf = types.SimpleNamespace(ceph=_Group(timeout),
+                                           glance_store=_Group(timeout + 1))
+    return store
+
+
+def test_store_conf():
+    assert compat.rados_connect_timeout(_store(30)) == 30
+
+
+def test_store_without_store_conf_reads_backend_group():
+    assert compat.rados_connect_timeout(_store(30, store_conf=False)) == 30
+
+
+def test_single_store_without_store_conf_reads_glance_store_group():
+    store = _store(30, backend=None, store_conf=False)
+    assert compat.rados_connect_timeout(store) == 31
+
+
+@pytest.mark.parametrize('timeout,expected', [
+    (-1, 120), (0, 120), (5, 5)])
+def test_connect_timeout_zero_or_less_is_unset(timeout, expected):
+    # glance_store <= 4.6 defaults rados_connect_timeout to 0 and ignores
+    # it: ceph_op_timeout must still bound the plugin's Ceph waits.
+    store = stores._from_store('ceph', _store(timeout, store_conf=False))
+    conf = types.SimpleNamespace(ceph_op_timeout=120)
+    assert stores.op_timeout(store, conf) == expected
+
+
+# --- Glance ---------------------------------------------------------------
+
+
+def test_db_reader_falls_back_to_get_session(monkeypatch):
+    closed = []
+
+    class Session(object):
+        def close(self):
+            closed.append(True)
+
+    glance = compat._deferred.load()
+    monkeypatch.setattr(glance, 'session_for_read', None)
+    monkeypatch.setattr(glance, 'get_session', Session)
+    with compat.db_reader() as session:
+        assert isinstance(session, Session)
+    assert closed == [True]
+
+
+def test_db_reader_uses_session_for_read(monkeypatch):
+    used = []
+
+    @contextlib.contextmanager
+    def session_for_read():
+        used.append(True)
+        yield 'session'
+
+    monkeypatch.setattr(compat._deferred.load(), 'session_for_read',
+                        session_for_read)
+    with compat.db_reader() as session:
+        assert session == 'session'
+    assert used == [True]
+
+
+def test_gpt_option_default_before_glance_30(monkeypatch):
+    monkeypatch.setattr(compat, '_HAS_GPT_OPTION', False)
+    assert compat.gpt_nonfatal_checks() == ['mbr']
+
+
+def test_gpt_option_read_when_present():
+    if not compat._HAS_GPT_OPTION:
+        # Glance before 30 (a series environment): its default applies.
+        assert compat.gpt_nonfatal_checks() == ['mbr']
+        return
+    cfg.CONF.set_override('gpt_safety_checks_nonfatal', ['mbr', 'gpt'],
+                          group='image_format')
+    try:
+        assert compat.gpt_nonfatal_checks() == ['mbr', 'gpt']
+    finally:
+        cfg.CONF.clear_override('gpt_safety_checks_nonfatal',
+                                group='image_format')
+
+
+def test_no_parallel_upload_before_glance_33(monkeypatch):
+    monkeypatch.setattr(compat._deferred.load(),
+                        'parallel_api_image_import', None)
+    assert compat.uploads_in_parallel('glance-direct', ['a', 'b']) is False
+
+
+# --- format inspector -----------------------------------------------------
+
+
+@pytest.fixture(scope='module')
+def qcow2(tmp_path_factory):
+    path = str(tmp_path_factory.mktemp('compat') / 'disk.qcow2')
+    images.run('qemu-img', 'create', '-q', '-f', 'qcow2', path, '64M')
+    return path
+
+
+def _stream(path):
+    with open(path, 'rb') as f:
+        data = f.read()
+    return [Chunk(0, len(data), data)]
+
+
+@pytest.fixture(params=['formats', 'format-only', 'glance-legacy'])
+def inspector_api(request, monkeypatch):
+    """Each way of telling a stream's format that glance_compat has.
+
+    'format-only' is oslo.utils 7.3 (no InspectWrapper.formats);
+    'glance-legacy' the per-format inspectors of Glance 26 to 29, driven
+    with oslo.utils' classes, which have the same eat_chunk, complete and
+    format_match.
+    """
+    if compat._LEGACY:
+        # A series environment with Glance's own inspector: every
+        # parameter runs it for real.
+        return request.param
+    if request.param == 'format-only':
+        monkeypatch.setattr(compat, '_HAS_FORMATS', False)
+    elif request.param == 'glance-legacy':
+        monkeypatch.setattr(compat, '_fi', _legacy_module())
+        monkeypatch.setattr(compat, '_LEGACY', True)
+    return request.param
+
+
+def _legacy_module():
+    """oslo.utils' inspectors with Glance 26's safety_check (a bool)."""
+    oslo = compat._fi
+
+    def legacy(cls):
+        def safety_check(self):
+            try:
+                cls.safety_check(self)
+            except oslo.SafetyCheckFailed:
+                return False
+            return True
+        return type('Legacy' + cls.__name__, (cls,),
+                    {'safety_check': safety_check})
+
+    return types.SimpleNamespace(
+        ALL_FORMATS={name: legacy(cls)
+                     for name, cls in oslo.ALL_FORMATS.items()},
+        ImageFormatError=oslo.ImageFormatError)
+
+
+def test_stream_detector_raw(inspector_api):
+    chunks = [Chunk(0, MiB, None), Chunk(MiB, 4096, b'x' * 4096)]
+    assert list(inspection.checked_output(chunks)) == chunks
+
+
+def test_stream_detector_refuses_qcow2_in_output(inspector_api, qcow2):
+    with pytest.raises(inspection.errors.InvalidImage,
+                       match='Converted image in unexpected format'):
+        list(inspection.checked_output(_stream(qcow2)))
+
+
+def test_stream_detector_decides_early(inspector_api):
+    detector = compat.StreamDetector()
+    detector.eat(bytes(MiB))
+    assert detector.decided
+    assert str(detector.result()) == 'raw'
+
+
+def test_legacy_safety_check_returns_false(monkeypatch):
+    monkeypatch.setattr(compat, '_LEGACY', True)
+
+    class Unsafe(object):
+        def safety_check(self):
+            return False
+
+        def __str__(self):
+            return 'qcow2'
+
+    with pytest.raises(compat.UnsafeImage) as e:
+        compat.safety_check(Unsafe())
+    assert list(e.value.failures) == ['qcow2']
+
+
+def test_iso_volume(tmp_path):
+    tree = tmp_path / 'tree'
+    tree.mkdir()
+    (tree / 'file').write_bytes(os.urandom(64 * 1024))
+    iso = str(tmp_path / 'disk.iso')
+    images.run('xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, str(tree))
+    assert compat.iso_volume(iso) == (True, os.path.getsize(iso))
+    raw = str(tmp_path / 'disk.raw')
+    with open(raw, 'wb') as f:
+        f.truncate(MiB)
+    assert compat.iso_volume(raw) == (False, None)
+
+
+def test_iso_without_iso_inspector(monkeypatch, tmp_path):
+    # Glance 26's inspector sees an ISO as raw.
+    tree = tmp_path / 'tree'
+    tree.mkdir()
+    (tree / 'file').write_bytes(os.urandom(64 * 1024))
+    iso = str(tmp_path / 'disk.iso')
+    images.run('xorriso', '-as', 'mkisofs', '-quiet', '-o', iso, str(tree))
+    monkeypatch.setattr(compat, 'HAS_ISO_INSPECTOR', False)
+    monkeypatch.setattr(compat, 'detect_file_formats',
+                        lambda path: [compat._fi.ALL_FORMATS['raw']()])
+    info = inspection.inspect_image(iso, 'iso', 1 << 40)
+    size = os.path.getsize(iso)
+    assert info == inspection.ImageInfo('iso', size, size, None, size)
+    with pytest.raises(inspection.errors.InvalidImage,
+                       match='but is an ISO image'):
+        inspection.inspect_image(iso, 'raw', 1 << 40)
+
+
+# --- plugin entry -----------------------------------------------------------
+
+
+class _Wrapper(object):
+    image_id = 'image'
+
+
+@pytest.fixture
+def rbd_backends():
+    cfg.CONF.set_override('enabled_backends',
+                          {'ceph': 'rbd', 'ceph2': 'rbd', 'local': 'file'})
+    yield
+    cfg.CONF.clear_override('enabled_backends')
+
+
+def test_flow_refuses_rbd_stores_when_something_is_missing(
+        monkeypatch, rbd_backends):
+    monkeypatch.setattr(compat, '_PROBLEMS', [('Python module nbd', 'x')])
+    backend = ['ceph', 'local']
+    flow = plugin.get_flow(task_id='t1', task_type='api_image_import',
+                           backend=backend, action_wrapper=_Wrapper())
+    (task,) = list(flow)
+    assert isinstance(task, plugin._Refuse)
+    assert task.stores == ['ceph', 'local']
+    assert backend == ['ceph', 'local']
+    with pytest.raises(compat.UploadException,
+                       match='missing: Python module nbd'):
+        task.execute('file:///nonexistent/staging/image')
+
+
+def test_flow_without_rbd_store_is_empty_when_something_is_missing(
+        monkeypatch, rbd_backends):
+    monkeypatch.setattr(compat, '_PROBLEMS', [('Python module nbd', 'x')])
+    flow = plugin.get_flow(task_id='t2', task_type='api_image_import',
+                           backend=['local'], action_wrapper=_Wrapper())
+    assert list(flow) == []
+
+
+def test_stores_taken_again_on_retry(rbd_backends):
+    backend = ['ceph', 'local', 'ceph2']
+    assert plugin._take_rbd_stores('t3', backend) == ['ceph', 'ceph2']
+    assert backend == ['local']
+    # Glance 33's retry hands over the list already shortened.
+    assert plugin._take_rbd_stores('t3', backend) == ['ceph', 'ceph2']
+    assert backend == ['local']
+    # Another task has its own.
+    assert plugin._take_rbd_stores('t4', ['local']) == []
+
+
+def test_package_imports_without_glance(tmp_path):
+    # A host where Glance (or any internal) is missing still loads the
+    # plugin, so it can fail imports loudly instead of being dropped.
+    code = ('import sys; sys.modules["glance"] = None; '
+            'from glance_sparse_import import plugin, glance_compat; '
+            'print(glance_compat.problems())')
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, check=True).stdout
+    assert 'glance.common.exception' in out
+    assert 'glance.async_.flows.api_image_import' in out
