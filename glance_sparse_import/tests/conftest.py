@@ -22,6 +22,7 @@ from glance_sparse_import.tests.testbed.fixtures import file_server  # noqa
 from glance_sparse_import.tests.testbed.fixtures import glance_api_factory  # noqa
 from glance_sparse_import.tests.testbed.fixtures import image_builder  # noqa
 from glance_sparse_import.tests.testbed.fixtures import mariadb_server  # noqa
+from glance_sparse_import.tests.testbed.fixtures import module_glance_api_factory  # noqa
 from glance_sparse_import.tests.testbed.fixtures import scratch_dir  # noqa
 from glance_sparse_import.tests.testbed.fixtures import stock_cli  # noqa
 from glance_sparse_import.tests.testbed.fixtures import stock_glance  # noqa

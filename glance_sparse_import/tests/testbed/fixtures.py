@@ -101,12 +101,12 @@ def image_builder():
         yield images.ImageBuilder(workdir)
 
 
-@pytest.fixture
-def glance_api_factory():
+@contextlib.contextmanager
+def api_factory():
     """Make Glance APIs: ``factory(stores, default_store=None, **kwargs)``.
 
     Arguments are those of :class:`~.glance_api.GlanceAPI`, less
-    ``workdir``. Each API is started; at teardown it is stopped and the RBD
+    ``workdir``. Each API is started; on exit it is stopped and the RBD
     images of its Glance images are removed from the clusters.
     """
     made = []
@@ -132,6 +132,20 @@ def glance_api_factory():
                     errors.append(e)
             if errors:
                 raise errors[0]
+
+
+@pytest.fixture
+def glance_api_factory():
+    """An :func:`api_factory` for one test."""
+    with api_factory() as factory:
+        yield factory
+
+
+@pytest.fixture(scope='module')
+def module_glance_api_factory():
+    """An :func:`api_factory` whose APIs serve every test of a module."""
+    with api_factory() as factory:
+        yield factory
 
 
 def _teardown_api(api):
@@ -177,5 +191,6 @@ def file_server(image_builder):
 
 __all__ = ['ceph_cluster', 'ceph_cluster2', 'ceph_cluster3',
            'mariadb_server', 'scratch_dir',
-           'image_builder', 'glance_api_factory', 'stock_glance', 'stock_cli',
+           'image_builder', 'glance_api_factory',
+           'module_glance_api_factory', 'stock_glance', 'stock_cli',
            'file_server', 'temp_dir', 'running_cluster']

@@ -60,6 +60,7 @@ glance.api.middleware.version_negotiation:VersionNegotiationFilter.factory
 
 [filter:testbedauth]
 paste.filter_factory = glance_sparse_import.tests.testbed.auth:filter_factory
+service_catalog = %(catalog)s
 """
 
 
@@ -102,8 +103,12 @@ class GlanceAPI(object):
         glance-api.conf
     :param extra_import_conf: the same for glance-image-import.conf
     :param database: SQLAlchemy URL of an empty database (such as
-        :meth:`~.mariadb.MariaDB.create_database` gives); None makes a
-        sqlite file in workdir
+        :meth:`~.mariadb.MariaDB.create_database` gives), or of the
+        database of another API (several API nodes); None makes a sqlite
+        file in workdir
+    :param region: region of this API in the service catalog
+    :param remote_regions: ``{region: Glance URL}`` of other regions, also
+        in the catalog (``glance-download`` reads from them)
     """
 
     def __init__(self, workdir, stores, default_store=None,
@@ -111,7 +116,7 @@ class GlanceAPI(object):
                  thin_provisioning=True, multistore=True,
                  rbd_chunk_size=8, rados_connect_timeout=60, workers=2,
                  debug=True, extra_conf=None, extra_import_conf=None,
-                 database=None):
+                 database=None, region='RegionOne', remote_regions=None):
         self.workdir = os.path.abspath(workdir)
         self.stores = dict(stores)
         if not self.stores:
@@ -138,6 +143,8 @@ class GlanceAPI(object):
         # Wait for a lock up to 60 s, not sqlite's 5, under load (which
         # does not cover every lock: see mariadb.py).
         self.database = database or 'sqlite:///%s?timeout=60' % self.db_path
+        self.region = region
+        self.remote_regions = dict(remote_regions or {})
         self.port = None
         self._proc = None
 
@@ -191,6 +198,10 @@ class GlanceAPI(object):
             ('database', {'connection': self.database}),
             ('paste_deploy', {'config_file': os.path.join(
                 self.etc_dir, 'glance-api-paste.ini')}),
+            # Glance proxies an import to the node holding the staged data
+            # with a keystoneauth token client built on this URL; it only
+            # calls that node's absolute URL, so no Keystone is needed.
+            ('keystone_authtoken', {'auth_url': 'http://127.0.0.1:9/v3'}),
             ('oslo_concurrency', {'lock_path': os.path.join(
                 self.workdir, 'locks')}),
             # Under uWSGI sys.executable is uwsgi; Glance's prlimit'ed
@@ -302,12 +313,23 @@ class GlanceAPI(object):
         files = {
             'glance-api.conf': _ini(self._api_sections()),
             'glance-image-import.conf': _ini(self._import_sections()),
-            'glance-api-paste.ini': PASTE_INI,
+            'glance-api-paste.ini': PASTE_INI % {
+                'catalog': json.dumps(self.service_catalog())},
             'uwsgi.ini': self._uwsgi_ini(),
         }
         for name, text in files.items():
             with open(os.path.join(self.etc_dir, name), 'w') as f:
                 f.write(text)
+
+    def service_catalog(self):
+        """The catalog the auth filter gives every request context."""
+        endpoints = dict(self.remote_regions)
+        endpoints[self.region] = self.url
+        # The form auth_token passes on (Keystone v2), where
+        # glance-download looks up '<interface>URL' by region.
+        return [{'type': 'image', 'name': 'glance', 'endpoints': [
+            {'region': region, 'publicURL': url, 'internalURL': url,
+             'adminURL': url} for region, url in endpoints.items()]}]
 
     # Life cycle
 
