@@ -19,6 +19,8 @@
   sampled from /proc, and the CPU the rest of the machine used meanwhile.
 - ``timed_import``: one image staged with the real ``glance`` CLI, then
   ``POST /v2/images/<id>/import`` timed until the image is ``active``.
+- ``timed_copy``: ``copy-image`` of an active image to more stores (the
+  stock path: Glance runs no import plugin for it), timed the same way.
 - ``parse_import_summary``: the plugin's INFO summary line from the log.
 """
 
@@ -454,6 +456,28 @@ def timed_import(api, glance, clusters, path, disk_format, stores, name,
     result.stage_seconds = time.monotonic() - started
     # Writeback of the staged file must not spill into the measurement.
     os.sync()
+    log_offset = _log_size(api.log_path)
+    body = {'method': {'name': 'glance-direct'}, 'stores': stores,
+            'all_stores_must_succeed': True}
+    _timed_post(api, clusters, result, body, lambda: wait_active(
+        glance, image_id, timeout, poll_interval), sample_interval,
+        baseline_seconds)
+    for store in stores:
+        result.rbd_used[store] = clusters[store].rbd_used_bytes(
+            image_id, snap='snap')
+    if 'sparse_rbd_import' in api.plugins:
+        result.summary = _wait_for_summary(api, log_offset, image_id)
+    return result
+
+
+def _timed_post(api, clusters, result, body, wait, sample_interval,
+                baseline_seconds):
+    """POST ``body`` to the image's import call; time it until ``wait()``.
+
+    ``wait`` returns ``(image, monotonic time)`` of the end. Fills in
+    ``result``: seconds, image, the workers' memory and the machine's
+    other CPU use meanwhile.
+    """
     master = procs.read_pid(api.pid_path)
     if not master:
         raise BenchError('no uWSGI master pid in %s' % api.pid_path)
@@ -462,20 +486,17 @@ def timed_import(api, glance, clusters, path, disk_format, stores, name,
         return [procs.read_pid(c.pid_file(d)) for c in clusters.values()
                 for d in ('mon.a', 'osd.0')]
 
-    log_offset = _log_size(api.log_path)
     sampler = ProcessSampler(master, ceph_pids, sample_interval)
     with sampler:
         time.sleep(baseline_seconds)
         sampler.mark_baseline()
-        body = {'method': {'name': 'glance-direct'}, 'stores': stores,
-                'all_stores_must_succeed': True}
         began = time.monotonic()
         status, answer = api.request('POST', '/v2/images/%s/import'
-                                     % image_id, body)
+                                     % result.image_id, body)
         if status != 202:
-            raise BenchError('POST import of %s: %s %s' % (image_id, status,
-                                                           answer))
-        image, ended = wait_active(glance, image_id, timeout, poll_interval)
+            raise BenchError('POST import of %s: %s %s' % (
+                result.image_id, status, answer))
+        image, ended = wait()
     result.seconds = ended - began
     result.image = image
     result.worker_growth = sampler.worker_growth
@@ -485,11 +506,59 @@ def timed_import(api, glance, clusters, path, disk_format, stores, name,
     result.helpers = sorted(sampler.helpers_seen)
     result.others_cpu = sampler.others_cpu
     result.rss_samples = sampler.samples
+
+
+def _store_list(image, key):
+    return set(filter(None, (image.get(key) or '').split(',')))
+
+
+def wait_copied(glance, image_id, stores, timeout, interval):
+    """Poll until every one of ``stores`` holds the image.
+
+    Returns (image, monotonic time). Fails at once when a store of
+    ``stores`` is listed in ``os_glance_failed_import`` or the image is no
+    longer ``active``.
+    """
+    deadline = time.monotonic() + timeout
+    stores = set(stores)
+    while True:
+        image = glance.get_image(image_id)
+        now = time.monotonic()
+        if (stores <= _store_list(image, 'stores') and not
+                stores & _store_list(image, 'os_glance_importing_to_stores')):
+            return image, now
+        failed = stores & _store_list(image, 'os_glance_failed_import')
+        if failed:
+            _fail(glance, image_id, 'failed for stores %s' % ','.join(
+                sorted(failed)))
+        if image['status'] != 'active':
+            _fail(glance, image_id, 'is %s' % image['status'])
+        if now > deadline:
+            _fail(glance, image_id, 'not in %s after %ds' % (
+                ','.join(sorted(stores)), timeout))
+        time.sleep(interval)
+
+
+def timed_copy(api, glance, clusters, image_id, stores, timeout=1800,
+               poll_interval=0.2, sample_interval=0.1, baseline_seconds=0.5):
+    """Copy an active image to more ``stores`` with ``copy-image``; time it.
+
+    Glance runs no import plugin for ``copy-image``: this is the stock
+    path whatever the API's plugins. The clock runs from ``POST
+    /v2/images/<id>/import`` until a poll sees every store of ``stores``
+    holding the image.
+    """
+    result = ImportResult(image_id, stores)
+    result.stage_seconds = 0.0
+    os.sync()
+    body = {'method': {'name': 'copy-image'}, 'stores': stores,
+            'all_stores_must_succeed': True}
+    _timed_post(api, clusters, result, body, lambda: wait_copied(
+        glance, image_id, stores, timeout, poll_interval), sample_interval,
+        baseline_seconds)
     for store in stores:
         result.rbd_used[store] = clusters[store].rbd_used_bytes(
             image_id, snap='snap')
-    if 'sparse_rbd_import' in api.plugins:
-        result.summary = _wait_for_summary(api, log_offset, image_id)
     return result
 
 

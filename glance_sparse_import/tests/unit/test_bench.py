@@ -241,6 +241,13 @@ def test_tool_targets_and_table():
             'plugin_single_seconds': 18.0, 'plugin_over_single': 30 / 18,
             'plugin_over_floor': 2.0, 'stock': None,
         }],
+        'copy_image': [{
+            'label': '8G qcow2', 'from': 'a', 'to': ['b'],
+            'virtual_size': 8 * GiB, 'import_seconds': 18.0,
+            'multi_stores': ['a', 'b', 'c'], 'multi_seconds': 30.0,
+            'copy': _result(110.0, 810 * MiB, 20 * MiB, 'b'),
+            'copy_over_multi': 110 / 30, 'copy_over_import': 110 / 18,
+        }],
     }
     report['errors'] = []
     report['targets'] = tool.check_targets(report)
@@ -258,6 +265,42 @@ def test_tool_targets_and_table():
     assert '8G qcow2' in text
     assert SUMMARY % ID1 in text
     assert '800.0/800.0/800.0' in text
+    assert 'a -> b' in text and '110.0' in text and '3.67' in text
+
+
+class _FakeGlance(object):
+    """Returns the given image states one poll after the other."""
+
+    def __init__(self, states):
+        self.states = list(states)
+
+    def get_image(self, image_id):
+        return self.states.pop(0) if len(self.states) > 1 else self.states[0]
+
+    def task_list_for_image(self, image_id):
+        return []
+
+
+def _image(stores, importing='', failed='', status='active'):
+    return {'status': status, 'stores': stores,
+            'os_glance_importing_to_stores': importing,
+            'os_glance_failed_import': failed}
+
+
+def test_wait_copied():
+    glance = _FakeGlance([_image('a', importing='b'), _image('a,b')])
+    image, _ = bench.wait_copied(glance, ID1, ['b'], 10, 0.01)
+    assert image['stores'] == 'a,b'
+
+
+@pytest.mark.parametrize('state,why', [
+    (_image('a', failed='b'), 'failed for stores b'),
+    (_image('a', importing='b', status='killed'), 'is killed'),
+    (_image('a', importing='b'), 'not in b after 0s'),
+])
+def test_wait_copied_fails(state, why):
+    with pytest.raises(bench.BenchError, match=why):
+        bench.wait_copied(_FakeGlance([state]), ID1, ['b'], 0, 0.01)
 
 
 def test_tool_failed_import():
