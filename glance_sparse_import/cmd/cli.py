@@ -324,7 +324,9 @@ def do_import(args):
     target = rbd_target.RbdTarget(
         store, args.name or str(uuid.uuid4()), info.size,
         writes_in_flight=CONF.sparse_rbd_import.writes_in_flight,
-        op_timeout=stores.op_timeout(store, CONF.sparse_rbd_import))
+        # Here 0 means no timeout, as the option says.
+        op_timeout=(stores.op_timeout(store, CONF.sparse_rbd_import)
+                    if args.timeout is None else args.timeout))
     try:
         target.open()
         stats, extents, checksum, hash_value = _read_image(
@@ -374,8 +376,12 @@ PLUGIN_NAMESPACE = 'glance.image_import.plugins'
 PLUGIN_NAME = 'sparse_rbd_import'
 
 
-def do_check(args):
-    """Load the plugin as Glance does and say what it lacks here."""
+def _load_plugin(args):
+    """Load the plugin as Glance does, before the configuration is parsed.
+
+    As in Glance, the modules it imports register command line options,
+    which oslo.config refuses once it has parsed the command line.
+    """
     from stevedore import named
 
     failures = []
@@ -386,7 +392,15 @@ def do_check(args):
     manager = named.NamedExtensionManager(
         PLUGIN_NAMESPACE, names=[PLUGIN_NAME],
         on_load_failure_callback=load_failed)
-    report = {'loaded': bool(manager.names()), 'load_errors': failures,
+    glance_compat.problems()
+    args.loaded = bool(manager.names())
+    args.load_errors = failures
+
+
+def do_check(args):
+    """Say whether the plugin loads and what it lacks here."""
+    failures = args.load_errors
+    report = {'loaded': args.loaded, 'load_errors': failures,
               'missing': glance_compat.problems(),
               'fallbacks': glance_compat.describe(),
               'enabled': _plugin_enabled(args.config_file)}
@@ -510,7 +524,7 @@ def build_parser():
                     'run.')
     p.add_argument('--json', action='store_true',
                    help='print the result as JSON')
-    p.set_defaults(func=do_check)
+    p.set_defaults(func=do_check, preload=_load_plugin)
     return parser
 
 
@@ -531,6 +545,8 @@ def main(argv=None):
         level=logging.DEBUG if args.debug else logging.WARNING)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        if getattr(args, 'preload', None):
+            args.preload(args)
         _configure(args.config_file)
         args.func(args)
     except (CommandError, errors.SparseImportError) as e:

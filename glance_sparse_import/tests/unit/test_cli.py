@@ -14,6 +14,7 @@
 
 import hashlib
 import io
+import json
 import random
 import subprocess
 
@@ -183,3 +184,30 @@ def test_read_image_draws_progress(tmp_path, monkeypatch):
     assert sha == hashlib.sha512(whole).hexdigest()
     drawn = cli.sys.stderr.getvalue()
     assert '100% 16/16 MiB' in drawn and drawn.endswith('\n')
+
+
+@pytest.mark.parametrize('plugins,ok', [
+    ("['inject_image_metadata', 'sparse_rbd_import']", True),
+    ("['image_conversion']", False)])
+def test_check(tmp_path, plugins, ok):
+    conf = tmp_path / 'glance-image-import.conf'
+    conf.write_text('[image_import_opts]\nimage_import_plugins = %s\n'
+                    % plugins)
+    res = run_cli('--config-file', str(conf), 'check', '--json')
+    assert res.returncode == (0 if ok else cli.EXIT_ERROR), res.stderr
+    report = json.loads(res.stdout)
+    # Loaded through stevedore from the installed entry point, with
+    # nothing missing on this Glance.
+    assert report['loaded'] is True
+    assert report['load_errors'] == [] and report['missing'] == []
+    assert report['enabled'] is ok and report['ok'] is ok
+    assert report['fallbacks']['format inspector']
+
+
+def test_check_text_without_configuration():
+    res = run_cli('check')
+    assert res.returncode == 0, res.stdout + res.stderr
+    lines = res.stdout.splitlines()
+    assert lines[0] == ('plugin sparse_rbd_import '
+                        '(glance.image_import.plugins): loads')
+    assert lines[-1] == 'OK: imports to RBD stores will use the plugin'
