@@ -44,7 +44,7 @@ def main(conf_path, size_gib, pairs):
     from cinder.volume import configuration
     from cinder.volume.drivers import rbd
     from cinder.volume import manager
-    from cinder.image import glance  # noqa: I100
+    from cinder.image import glance  # noqa: H306
 
     cfg.CONF(['--config-file', conf_path], project='cinder')
     ctx = context.get_admin_context()

@@ -16,6 +16,7 @@ import hashlib
 import json
 import os
 import time
+import urllib.request
 
 import rados
 import rbd
@@ -106,8 +107,11 @@ class RBDReader(object):
                                         read_only=True)
 
     def digest(self, pool, name, length, snapshot=None):
-        """md5 of the first ``length`` bytes; also the image size and the
-        extents (``[(offset, length)]``) that hold data past ``length``.
+        """Read an image back.
+
+        :returns: md5 of the first ``length`` bytes, the image size in
+            bytes, and the extents ``[(offset, length)]`` that hold data
+            past ``length``
         """
         client, ioctx, image = self._open(pool, name, snapshot)
         try:
@@ -161,13 +165,16 @@ def corrupt_snapshot(cluster, image_id, pool='images'):
 
 
 def wait_task(glance, image_id, count=1, timeout=300):
-    """The newest task of an image once ``count`` tasks have ended."""
+    """The newest task of an image once ``count`` tasks have ended.
+
+    Glance lists an image's tasks in no set order.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         tasks = glance.task_list_for_image(image_id)
-        if (len(tasks) >= count and
-                tasks[0]['status'] in ('success', 'failure')):
-            return tasks[0]
+        if len(tasks) >= count and all(
+                t['status'] in ('success', 'failure') for t in tasks):
+            return max(tasks, key=lambda t: t['created_at'])
         time.sleep(0.5)
     raise AssertionError('task %d of %s did not end' % (count, image_id))
 
@@ -180,3 +187,36 @@ def import_image(glance, image, stores=None):
     task = wait_task(glance, shown['id'])
     assert task['status'] == 'success', task
     return glance.wait_for_status(shown['id'])
+
+
+def api_import(api, image, stores=('ceph',)):
+    """Import ``image`` with glance-direct through plain API calls; wait.
+
+    Cheaper than the CLI where the client is not what a test is about.
+    """
+    status, body = api.request('POST', '/v2/images', {
+        'name': 'consumer-' + image.kind, 'disk_format': image.disk_format,
+        'container_format': 'bare'})
+    assert status == 201, body
+    image_id = body['id']
+    with open(image.path, 'rb') as f:
+        request = urllib.request.Request(
+            '%s/v2/images/%s/stage' % (api.url, image_id), data=f,
+            method='PUT', headers={
+                'X-Auth-Token': 'testbed',
+                'Content-Type': 'application/octet-stream',
+                'Content-Length': str(os.path.getsize(image.path))})
+        with urllib.request.urlopen(request, timeout=300) as response:
+            assert response.status == 204, response.status
+    api_call_import(api, image_id, 'glance-direct', stores)
+    return image_id
+
+
+def api_call_import(api, image_id, method, stores,
+                    all_stores_must_succeed=True):
+    """``POST /v2/images/ID/import``."""
+    status, body = api.request(
+        'POST', '/v2/images/%s/import' % image_id,
+        {'method': {'name': method}, 'stores': list(stores),
+         'all_stores_must_succeed': all_stores_must_succeed})
+    assert status == 202, body

@@ -73,8 +73,10 @@ def glance(plugin_api):
 
 @pytest.fixture(scope='session')
 def imported(glance, test_images):
-    """``imported(kind)``: the image of a kind imported to ``ceph``, shown
-    by the API; imported once for the session, to be left unchanged.
+    """``imported(kind)``: the image of a kind, imported to ``ceph``.
+
+    Imported once for the session with the glance CLI and returned as the
+    API shows it; tests must not change it.
     """
     made = {}
 

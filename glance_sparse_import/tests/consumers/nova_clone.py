@@ -27,9 +27,9 @@ and Cinder's.
 import json
 import sys
 
+import nova.conf
 from nova import context
 from nova.image import glance
-import nova.conf
 from nova.virt.libvirt import imagebackend
 
 CONF = nova.conf.CONF

@@ -48,8 +48,9 @@ def pools(ceph_cluster):
 
 @pytest.fixture
 def clones(ceph_cluster, pools):
-    """``pool/image`` names of clones, removed after the test (a parent
-    with clones cannot be deleted).
+    """``pool/image`` names of clones, removed after the test.
+
+    Glance cannot delete an image whose snapshot still has clones.
     """
     made = []
     yield made
