@@ -14,7 +14,8 @@
 # Install everything (Debian packages, tox) and run the whole test suite:
 # lint, unit, functional (real Glance flow, real Ceph), end to end (real
 # Glance API under uWSGI, real glance CLI), faults (Ceph and Glance failing
-# mid-import) and the documentation build
+# mid-import), consumers (Cinder, Nova, the OpenStack client, download,
+# copy-image) and the documentation build
 # (warnings are errors). Run as root on Debian 12.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -23,4 +24,4 @@ if [ ! -x .venv-tox/bin/tox ]; then
     /usr/bin/python3 -m venv .venv-tox
     .venv-tox/bin/pip install -q -U pip 'tox>=4'
 fi
-exec .venv-tox/bin/tox -e pep8,py3,faults,docs -- "$@"
+exec .venv-tox/bin/tox -e pep8,py3,faults,consumers,docs -- "$@"
