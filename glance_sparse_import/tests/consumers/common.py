@@ -170,13 +170,15 @@ def wait_task(glance, image_id, count=1, timeout=300):
     Glance lists an image's tasks in no set order.
     """
     deadline = time.monotonic() + timeout
+    tasks = []
     while time.monotonic() < deadline:
         tasks = glance.task_list_for_image(image_id)
         if len(tasks) >= count and all(
                 t['status'] in ('success', 'failure') for t in tasks):
             return max(tasks, key=lambda t: t['created_at'])
         time.sleep(0.5)
-    raise AssertionError('task %d of %s did not end' % (count, image_id))
+    raise AssertionError('task %d of %s did not end: %s' % (
+        count, image_id, json.dumps(tasks, indent=1)))
 
 
 def import_image(glance, image, stores=None):

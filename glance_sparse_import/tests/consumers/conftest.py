@@ -44,13 +44,19 @@ def test_images(image_builder):
 
 
 @pytest.fixture(scope='session')
-def plugin_api(ceph_cluster, ceph_cluster2):
-    """Glance with sparse_rbd_import, stores ceph, ceph2 and file1."""
+def plugin_api(ceph_cluster, ceph_cluster2, mariadb_server):
+    """Glance with sparse_rbd_import, stores ceph, ceph2 and file1.
+
+    On MariaDB: on sqlite, a task's status update that meets another
+    write (here the task list the tests poll, which soft-deletes expired
+    tasks) fails at once with "database is locked" and loses the import
+    or copy (see testbed/mariadb.py).
+    """
     with fixtures.temp_dir('consumer-glance') as workdir:
         api = glance_api.GlanceAPI(
             os.path.join(workdir, 'api'),
             {'ceph': ceph_cluster, 'ceph2': ceph_cluster2, 'file1': None},
-            'ceph')
+            'ceph', database=mariadb_server.create_database())
         with api:
             try:
                 yield api
