@@ -92,6 +92,8 @@ VENV = frozenset([
     'glance', 'glance-manage', 'glance-sparse-import', 'uwsgi', 'pip',
     'python', 'tox', 'pytest', 'flake8', 'sphinx-build',
     'oslo-config-generator',
+    # python-openstackclient, in the consumers environment.
+    'openstack',
 ])
 
 # Programs no Debian 12 package provides -> where they come from. Only a
