@@ -43,6 +43,7 @@ then fails every import that names an RBD store with that list.
 
 import contextlib
 import importlib
+import threading
 
 from oslo_concurrency import processutils
 from oslo_config import cfg
@@ -120,11 +121,16 @@ class _Deferred(object):
 
     def __init__(self):
         self._loaded = False
+        self._lock = threading.Lock()
 
     def load(self):
-        if self._loaded:
-            return self
-        self._loaded = True
+        with self._lock:
+            if not self._loaded:
+                self._load()
+                self._loaded = True
+        return self
+
+    def _load(self):
         self.script_utils = _import('glance.common.scripts.utils')
         self.get_task = _attr(self.script_utils, 'get_task')
         self.db = _import('glance.db')
@@ -150,7 +156,6 @@ class _Deferred(object):
         wrapper = _attr(api_image_import, 'ImportActionWrapper')
         _attr(wrapper, 'assert_task_lock',
               'ImportActionWrapper.assert_task_lock')
-        return self
 
 
 _deferred = _Deferred()
@@ -510,7 +515,7 @@ def describe():
     return {
         'format inspector': INSPECTOR or 'missing',
         'ISO inspector': 'yes' if HAS_ISO_INSPECTOR else
-                         'no (an ISO is checked as raw)',
+                         'no (the ISO 9660 descriptor is read)',
         '[image_format] gpt_safety_checks_nonfatal':
             'option' if _HAS_GPT_OPTION else 'default %s' %
             ','.join(_GPT_NONFATAL_DEFAULT),
