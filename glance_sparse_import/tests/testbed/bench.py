@@ -548,6 +548,7 @@ def timed_copy(api, glance, clusters, image_id, stores, timeout=1800,
     /v2/images/<id>/import`` until a poll sees every store of ``stores``
     holding the image.
     """
+    wait_tasks_ended(api, image_id)
     result = ImportResult(image_id, stores)
     result.stage_seconds = 0.0
     os.sync()
@@ -579,8 +580,28 @@ def _wait_for_summary(api, log_offset, image_id, timeout=10):
         time.sleep(0.2)
 
 
+def wait_tasks_ended(api, image_id, timeout=120):
+    """Wait until no task of the image is pending or processing.
+
+    An image goes active before its import task has finished: until then
+    the task holds the image's import lock (another import gets 409), and
+    on sqlite a delete meanwhile fails with "database is locked".
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status, body = api.request('GET', '/v2/images/%s/tasks' % image_id)
+        if status != 200 or all(t['status'] in ('success', 'failure')
+                                for t in body['tasks']):
+            return
+        time.sleep(0.5)
+
+
 def delete_image(api, clusters, image_id, stores):
-    """Delete an image through the API; purge what Glance left in Ceph."""
+    """Delete an image through the API; purge what Glance left in Ceph.
+
+    Waits for the image's tasks to end first.
+    """
+    wait_tasks_ended(api, image_id)
     status, body = api.request('DELETE', '/v2/images/%s' % image_id,
                                timeout=300)
     if status not in (204, 404):

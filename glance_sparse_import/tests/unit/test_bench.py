@@ -333,3 +333,24 @@ def test_tool_failed_import():
         ('8G qcow2 plugin 2 stores', False)]
     text = tool.render(report)
     assert 'import of image x ended killed' in text
+
+
+class _TasksAPI(object):
+    """Answers the image's task list with the given states in turn."""
+
+    def __init__(self, states):
+        self.states = list(states)
+        self.calls = 0
+
+    def request(self, method, path):
+        self.calls += 1
+        states = self.states.pop(0) if len(self.states) > 1 else \
+            self.states[0]
+        return 200, {'tasks': [{'status': s} for s in states]}
+
+
+def test_wait_tasks_ended():
+    api = _TasksAPI([['processing'], ['success', 'processing'],
+                    ['success', 'failure']])
+    bench.wait_tasks_ended(api, ID1, timeout=30)
+    assert api.calls == 3
