@@ -33,6 +33,7 @@ from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.testbed import ceph
 from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
+from glance_sparse_import.tests.testbed import series
 
 MiB = 1024 ** 2
 VIRTUAL = 256 * MiB
@@ -64,19 +65,28 @@ def dcn_pool(ceph_cluster2):
 
 
 @pytest.fixture
-def sites(ceph_cluster, ceph_cluster2, ceph_cluster3, dcn_pool):
-    return {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
-            'edge3': ceph_cluster3}
+def two_sites(ceph_cluster, ceph_cluster2, dcn_pool):
+    """edge1 and edge2, for tests that need no third cluster."""
+    return {'edge1': ceph_cluster, 'edge2': ceph_cluster2}
 
 
 @pytest.fixture
-def leftovers(sites):
+def sites(two_sites, ceph_cluster3):
+    return dict(two_sites, edge3=ceph_cluster3)
+
+
+@pytest.fixture
+def leftovers(request, two_sites):
     """``{image_id: sites}`` where a test expects data; fail on the rest.
 
-    Every new RBD image in every pool of the three clusters is purged at
+    Every new RBD image in every pool of the test's clusters is purged at
     teardown; one in a site its import did not succeed in fails the test.
     """
-    pools = [(name, sites[name], LAYOUT[name][0]) for name in SITES]
+    sites = two_sites
+    if 'sites' in request.fixturenames:
+        sites = request.getfixturevalue('sites')
+    pools = [(name, sites[name], LAYOUT[name][0]) for name in SITES
+             if name in sites]
     pools.append(('edge2-images', sites['edge2'], 'images'))
     before = {name: set(c.rbd_images(p)) for name, c, p in pools}
     expected = {}
@@ -329,13 +339,15 @@ def test_mixed_rbd_and_file_stores(sites, image_builder, scratch_dir,
     assert parallel == (max_parallel_stores > 1)
 
 
-@pytest.mark.parametrize('all_stores_must_succeed', [True, False])
-@pytest.mark.parametrize('max_parallel_stores', [1, 4])
-def test_mixed_file_store_fails(sites, image_builder, scratch_dir,
+@pytest.mark.parametrize('max_parallel_stores,all_stores_must_succeed', [
+    series.core(1, True), series.core(1, False), (4, True), (4, False)])
+def test_mixed_file_store_fails(two_sites, image_builder, scratch_dir,
                                 leftovers, max_parallel_stores,
                                 all_stores_must_succeed):
+    """Two RBD stores and two file stores, one of which fails."""
     source = image_builder.qcow2(VIRTUAL, DATA, compressed=True)
     raw = _raw_of(source)
+    sites = two_sites
     stores = {'edge1': sites['edge1'], 'edge2': sites['edge2'],
               'file1': None, 'file2': None}
     flow = _flow(scratch_dir, stores,

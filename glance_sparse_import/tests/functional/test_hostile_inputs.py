@@ -27,6 +27,7 @@ import pytest
 
 from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.testbed import procs
+from glance_sparse_import.tests.testbed import series
 
 MiB = 1024 ** 2
 PREFIX = 'Sparse RBD import failed: '
@@ -171,8 +172,13 @@ def _qemu_nbd_pids(staging_dir):
     return out.split()
 
 
-@pytest.mark.parametrize('maker,early', CASES,
-                         ids=[c[0].__name__ for c in CASES])
+# The case every Glance series runs.
+SERIES_CORE = backing_file
+
+
+@pytest.mark.parametrize('maker,early', [
+    series.core(*c, id=c[0].__name__) if c[0] is SERIES_CORE
+    else pytest.param(*c, id=c[0].__name__) for c in CASES])
 def test_hostile_input(flow, ceph_cluster, image_builder, scratch_dir, maker,
                        early):
     path, claimed = maker(image_builder, scratch_dir)

@@ -26,6 +26,7 @@ import pytest
 from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
+from glance_sparse_import.tests.testbed import series
 
 MiB = 1024 ** 2
 VIRTUAL = 256 * MiB
@@ -125,8 +126,9 @@ def _objects_with_data(path, object_size):
 
 
 @pytest.mark.parametrize('fmt,kind', [
-    ('qcow2', 'plain'), ('qcow2', 'compressed'), ('raw', None),
-    ('vmdk', 'streamOptimized'), ('vmdk', 'monolithicSparse')])
+    series.core('qcow2', 'plain'), series.core('qcow2', 'compressed'),
+    series.core('raw', None), series.core('vmdk', 'streamOptimized'),
+    ('vmdk', 'monolithicSparse')])
 def test_import_formats(flow_factory, ceph_cluster, image_builder,
                         scratch_dir, pool_guard, fmt, kind):
     if fmt == 'qcow2':
@@ -145,6 +147,7 @@ def test_import_formats(flow_factory, ceph_cluster, image_builder,
     assert 'imported sparse to ceph' in flow.log()
 
 
+@pytest.mark.series_core
 def test_iso_stays_iso(flow_factory, ceph_cluster, image_builder,
                        scratch_dir, pool_guard):
     source = image_builder.iso(8 * MiB)

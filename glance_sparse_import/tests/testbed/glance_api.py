@@ -17,6 +17,7 @@ staging area, file stores and logs. Binaries come from the virtualenv of the
 running interpreter.
 """
 
+import importlib.util
 import json
 import os
 import signal
@@ -62,6 +63,22 @@ glance.api.middleware.version_negotiation:VersionNegotiationFilter.factory
 paste.filter_factory = glance_sparse_import.tests.testbed.auth:filter_factory
 service_catalog = %(catalog)s
 """
+
+
+def wsgi_application():
+    """uWSGI's option naming the installed Glance's WSGI application.
+
+    Glance 30 and later have the module ``glance.wsgi.api``; before 32 the
+    ``glance-wsgi-api`` script builds the same application, and Glance 26
+    to 29 have only that script.
+    """
+    if importlib.util.find_spec('glance.wsgi.api') is not None:
+        return {'module': 'glance.wsgi.api:application'}
+    script = procs.bin_path('glance-wsgi-api')
+    if not os.path.exists(script):
+        raise GlanceAPIError('this Glance has neither glance.wsgi.api nor '
+                             '%s' % script)
+    return {'wsgi-file': script}
 
 
 class GlanceAPIError(Exception):
@@ -287,7 +304,6 @@ class GlanceAPI(object):
             'http-timeout': 3600,
             'add-header': 'Connection: close',
             'buffer-size': 65535,
-            'module': 'glance.wsgi.api:application',
             'home': sys.prefix,
             'master': True,
             'processes': self.workers,
@@ -300,6 +316,7 @@ class GlanceAPI(object):
             'pidfile': self.pid_path,
             'env': 'OS_GLANCE_CONFIG_DIR=%s' % self.etc_dir,
         }
+        options.update(wsgi_application())
         return _ini([('uwsgi', options)])
 
     def write_config(self):

@@ -1,0 +1,52 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""Installing the plugin leaves the host's Glance stack as it was.
+
+The matrix environments install a series' Glance with its upper
+constraints, then the plugin with its requirements and no constraints, as
+an operator does; pip must not have replaced any of the series' versions.
+"""
+
+from importlib import metadata
+
+import pytest
+
+from glance_sparse_import.tests.testbed import series
+
+# What the plugin runs on and must never upgrade or downgrade.
+HOST = ('glance', 'glance-store', 'oslo.utils', 'oslo.config', 'oslo.log',
+        'oslo.concurrency', 'taskflow', 'stevedore', 'python-glanceclient')
+
+
+@pytest.mark.series_core
+def test_glance_is_the_series_release():
+    name = series.current()
+    version = metadata.version('glance')
+    assert int(version.split('.')[0]) == series.GLANCE[name], (name, version)
+
+
+@pytest.mark.series_core
+def test_plugin_install_kept_the_series_versions():
+    pins = series.upper_constraints(series.current())
+    expected = {d: pins[series.normalize(d)] for d in HOST
+                if series.normalize(d) in pins}
+    installed = {d: metadata.version(d) for d in expected}
+    assert installed == expected
+
+
+@pytest.mark.series_core
+def test_plugin_is_installed_for_glance():
+    dist = metadata.distribution('glance-sparse-import')
+    plugins = {(e.group, e.name, e.value) for e in dist.entry_points}
+    assert ('glance.image_import.plugins', 'sparse_rbd_import',
+            'glance_sparse_import.plugin:get_flow') in plugins
