@@ -117,6 +117,17 @@ def _database_locked_once():
     wrapper.__enter__ = locked_once
 
 
+def _atoms(flow):
+    """``[[class name, atom name], ...]`` of a flow, depth first."""
+    found = []
+    for node, _meta in flow.iter_nodes():
+        if hasattr(node, 'iter_nodes'):
+            found.extend(_atoms(node))
+        else:
+            found.append([type(node).__name__, node.name])
+    return found
+
+
 def run(args):
     from glance import context as glance_context
     from glance import gateway as glance_gateway
@@ -175,6 +186,12 @@ def run(args):
     # Round-trip the input through the database, as the API worker does.
     task = task_repo.get(task.task_id)
     executor = gateway.get_task_executor_factory(ctx).new_task_executor(ctx)
+    if args.build_only:
+        # What the executor runs, built as it builds it, and not run.
+        flow = executor._get_flow(task)
+        image = image_repo.get(image.image_id)
+        return {'image': _image_dict(image), 'atoms': _atoms(flow),
+                'backend': stores}
     try:
         task.run(executor)
     except Exception:
@@ -211,7 +228,13 @@ def main(argv=None):
     parser.add_argument('--database-locked-once', action='store_true',
                         help='fail the first flow-building database '
                              'update with SQLite "database is locked"')
+    parser.add_argument('--build-only', action='store_true',
+                        help='build the flow with Ceph stand-ins; do not '
+                        'run it')
     args = parser.parse_args(argv)
+    if args.build_only:
+        from glance_sparse_import.tests.functional import ceph_stub
+        ceph_stub.install()
     result = run(args)
     sys.stdout.write('RESULT ' + json.dumps(result) + '\n')
 
