@@ -10,14 +10,16 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""Stand-ins for the rados and rbd bindings, for building a flow only.
+"""Stand-ins for the distribution's bindings, for building a flow only.
 
-Interpreters other than the distribution's have no Ceph bindings. While
-Glance builds an import flow, the only Ceph call is glance_store's RBD
-driver asking the cluster for its fsid when it configures a store; that is
-all these modules answer. Anything else fails loudly.
+Interpreters other than the distribution's have no rados, rbd and nbd
+bindings. While Glance builds an import flow, the only Ceph call is
+glance_store's RBD driver asking the cluster for its fsid when it
+configures a store; that is all these modules answer, and nbd is not used
+at all. Anything else fails loudly.
 """
 
+import importlib.util
 import sys
 import types
 
@@ -73,3 +75,8 @@ def install():
     rbd.__getattr__ = _refuse('rbd')
     sys.modules['rados'] = rados
     sys.modules['rbd'] = rbd
+    # No cluster here, so rados and rbd always; nbd only where missing.
+    if importlib.util.find_spec('nbd') is None:
+        nbd = types.ModuleType('nbd')
+        nbd.__getattr__ = _refuse('nbd')
+        sys.modules['nbd'] = nbd
