@@ -16,7 +16,9 @@
 # Glance API under uWSGI, real glance CLI), faults (Ceph and Glance failing
 # mid-import), consumers (Cinder, Nova, the OpenStack client, download,
 # copy-image) and the documentation build
-# (warnings are errors). Run as root on Debian 12.
+# (warnings are errors); then the support matrix: each older Glance series
+# with its upper constraints, and the older Pythons (README, "Supported
+# releases"). Run as root on Debian 12. Arguments go to pytest in py3.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/install-deps.sh
@@ -24,4 +26,18 @@ if [ ! -x .venv-tox/bin/tox ]; then
     /usr/bin/python3 -m venv .venv-tox
     .venv-tox/bin/pip install -q -U pip 'tox>=4'
 fi
-exec .venv-tox/bin/tox -e pep8,py3,faults,consumers,docs -- "$@"
+# The support matrix (README, "Supported releases"). GSI_MATRIX_EXTRA adds
+# environments that need more than Debian 12 has (.ci/run: py310-2026.1).
+GSI_PYTHON39=$(tools/find-python 3.9)
+export GSI_PYTHON39
+MATRIX=series-2023.1,series-2024.1,series-2025.1,series-2026.1,py39-2025.1
+if [ -n "${GSI_MATRIX_EXTRA:-}" ]; then
+    MATRIX=$MATRIX,$GSI_MATRIX_EXTRA
+fi
+
+.venv-tox/bin/tox -e pep8,py3,faults,consumers,docs -- "$@"
+# Installs wait on the network: build every matrix environment at once
+# (sharing pip's cache), then test them one at a time.
+.venv-tox/bin/tox run-parallel --notest --parallel-no-spinner -p all \
+    -e "$MATRIX"
+exec .venv-tox/bin/tox -e "$MATRIX"

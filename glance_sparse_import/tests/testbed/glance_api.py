@@ -72,7 +72,12 @@ def wsgi_application():
     ``glance-wsgi-api`` script builds the same application, and Glance 26
     to 29 have only that script.
     """
-    if importlib.util.find_spec('glance.wsgi.api') is not None:
+    try:
+        found = importlib.util.find_spec('glance.wsgi.api') is not None
+    except ImportError:
+        # No glance.wsgi package at all.
+        found = False
+    if found:
         return {'module': 'glance.wsgi.api:application'}
     script = procs.bin_path('glance-wsgi-api')
     if not os.path.exists(script):
