@@ -48,31 +48,10 @@ PACKAGES=(
 # none, and Debian 11's installs beside 3.11. Its archive is pinned so that
 # nothing else ever comes from it. Not needed where an interpreter exists
 # already (pyenv's; see tools/find-python).
-BULLSEYE_SOURCES=/etc/apt/sources.list.d/debian-bullseye-python39.sources
-BULLSEYE_PIN=/etc/apt/preferences.d/debian-bullseye-python39
-if ! "$(dirname "$0")"/find-python 3.9 >/dev/null 2>&1; then
-    cat > "$BULLSEYE_SOURCES" <<'SOURCES'
-Types: deb
-URIs: http://deb.debian.org/debian
-Suites: bullseye
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-
-Types: deb
-URIs: http://deb.debian.org/debian-security
-Suites: bullseye-security
-Components: main
-Signed-By: /usr/share/keyrings/debian-archive-keyring.gpg
-SOURCES
-    cat > "$BULLSEYE_PIN" <<'PIN'
-Package: *
-Pin: release n=bullseye
-Pin-Priority: 1
-
-Package: *
-Pin: release n=bullseye-security
-Pin-Priority: 1
-PIN
+cd "$(dirname "$0")/.."
+if ! tools/find-python 3.9 >/dev/null 2>&1; then
+    cp tools/apt/debian-bullseye-python39.sources /etc/apt/sources.list.d/
+    cp tools/apt/debian-bullseye-python39.pref /etc/apt/preferences.d/
     PACKAGES+=(python3.9 python3.9-dev)
 fi
 

@@ -28,10 +28,19 @@ HOST = ('glance', 'glance-store', 'oslo.utils', 'oslo.config', 'oslo.log',
         'oslo.concurrency', 'taskflow', 'stevedore', 'python-glanceclient')
 
 
+def _installed():
+    """``{normalized distribution name: version}`` of this environment.
+
+    (Python 3.9's ``metadata.version`` does not normalize names.)
+    """
+    return {series.normalize(d.metadata['Name']): d.version
+            for d in metadata.distributions()}
+
+
 @pytest.mark.series_core
 def test_glance_is_the_series_release():
     name = series.current()
-    version = metadata.version('glance')
+    version = _installed()['glance']
     assert int(version.split('.')[0]) == series.GLANCE[name], (name, version)
 
 
@@ -40,8 +49,9 @@ def test_plugin_install_kept_the_series_versions():
     pins = series.upper_constraints(series.current())
     expected = {d: pins[series.normalize(d)] for d in HOST
                 if series.normalize(d) in pins}
-    installed = {d: metadata.version(d) for d in expected}
-    assert installed == expected
+    installed = _installed()
+    assert {d: installed.get(series.normalize(d)) for d in expected} == \
+        expected
 
 
 @pytest.mark.series_core
