@@ -107,18 +107,36 @@ def _declared(found, lines):
 
 
 def scan_tox(path):
-    """{(program, where)} tox runs outside the virtualenvs."""
+    """{(program, where)} tox runs outside the virtualenvs.
+
+    Its ``allowlist_externals`` and the interpreters of ``base_python``
+    (``{env:NAME:DEFAULT}`` counts as DEFAULT).
+    """
     if not os.path.exists(path):
         return set()
     parser = configparser.ConfigParser(interpolation=None)
     parser.read(path)
     uses = set()
     for section in parser.sections():
+        where = 'tox.ini [%s]' % section
         value = parser.get(section, 'allowlist_externals', fallback='')
         for word in value.split():
             uses.add((os.path.basename(word) if word.startswith('/')
-                      else word, 'tox.ini [%s]' % section))
+                      else word, where))
+        for key in ('base_python', 'basepython'):
+            value = parser.get(section, key, fallback='').strip()
+            if value:
+                uses.add((_interpreter(value), where))
     return uses
+
+
+def _interpreter(value):
+    env = re.match(r'^\{env:\w+(?::([^{}]*))?\}$', value)
+    if env:
+        return env.group(1) or '?' + value
+    if value.startswith('{'):
+        return '?' + value
+    return value
 
 
 def shell_installs(text):

@@ -267,8 +267,9 @@ def installs(text):
     packages = set()
     for _, words in commands(text):
         for word in words:
-            if word.startswith('PACKAGES=('):
-                packages.update(word[len('PACKAGES=('):-1].split())
+            array = re.match(r'^PACKAGES\+?=\((.*)\)$', word, re.S)
+            if array:
+                packages.update(array.group(1).split())
         if words[:1] == ['apt-get'] and 'install' in words:
             for word in words[words.index('install') + 1:]:
                 if re.match(r'^[a-z0-9][a-z0-9+.-]+$', word):

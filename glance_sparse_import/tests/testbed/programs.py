@@ -48,8 +48,10 @@ DEBIAN = {
     'mariadb-install-db': 'mariadb-server-core',
     # pbr reads the version from git; bench-import records the commit.
     'git': 'git',
-    # Virtualenvs are made with the system interpreter.
+    # Virtualenvs are made with the system interpreter; the py39-*
+    # environments with Debian 11's 3.9 (install-deps.sh pins its archive).
     'python3': 'python3',
+    'python3.9': 'python3.9',
     # Package management in tools/.
     'apt-get': 'apt',
     'dpkg-query': 'dpkg',
@@ -99,7 +101,10 @@ VENV = frozenset([
 # Programs no Debian 12 package provides -> where they come from. Only a
 # tox environment outside tools/run-tests.sh's default run may use them
 # (the README says so); test_programs.py keeps them out of install-deps.sh.
-NOT_DEBIAN = {}
+NOT_DEBIAN = {
+    'python3.10': 'pyenv (tools/find-python); only .ci/run adds the '
+                  'py310-2026.1 environment (GSI_MATRIX_EXTRA)',
+}
 
 # Debian puts some daemons in /usr/sbin, which a non-login PATH may lack.
 SBIN = ('/usr/sbin', '/sbin')

@@ -22,6 +22,7 @@ package installed by install-deps.sh (or by the script that uses it).
 
 import collections
 import os
+import shutil
 import subprocess
 
 from glance_sparse_import.tests import program_scan
@@ -29,7 +30,7 @@ from glance_sparse_import.tests.testbed import programs
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__)))))
-INSTALL_DEPS = os.path.join(ROOT, 'tools', 'install-deps.sh')
+SYSTEM_PATH = '/usr/bin:/usr/sbin:/bin:/sbin'
 
 _scanned = []
 
@@ -186,8 +187,9 @@ def test_mapping_agrees_with_this_machine():
     for program in sorted(_debian_uses()):
         if programs.package_of(program) not in needed:
             continue
+        # Debian's directories only: pyenv's shims may come first on PATH.
         path = (program if program.startswith('/')
-                else programs.which(program))
+                else shutil.which(program, path=SYSTEM_PATH))
         if path is None or not os.path.exists(path):
             wrong.append(programs.missing_message(program))
         else:
@@ -225,6 +227,9 @@ def test_scan_follows_wrappers_and_shell(tmp_path):
         'chroot "$root" env -i A=1 /bin/sh -c true\n'
         'apt-get install -y pkg-one pkg-two >/dev/null\n'
         '"$python" -c pass  # runs: python3.9, python3.10\n')
+    (tmp_path / 'tox.ini').write_text(
+        '[testenv:old]\nbase_python = {env:OLD_PYTHON:python3.8}\n'
+        'allowlist_externals = bash\n')
     found = {u.program: u.where for u in program_scan.scan(str(tmp_path))}
     assert found == {
         'newtool': 'mod.py:8', 'limited': 'mod.py:9', 'python': 'mod.py:9',
@@ -232,6 +237,7 @@ def test_scan_follows_wrappers_and_shell(tmp_path):
         'baz': 'x.sh:7', 'qux': 'x.sh:7', 'venv:pip': 'x.sh:8',
         'chroot': 'x.sh:10', 'env': 'x.sh:10', '/bin/sh': 'x.sh:10',
         'apt-get': 'x.sh:11', 'python3.9': 'x.sh:12',
-        'python3.10': 'x.sh:12'}
+        'python3.10': 'x.sh:12', 'python3.8': 'tox.ini [testenv:old]',
+        'bash': 'tox.ini [testenv:old]'}
     assert program_scan.shell_installs(
         (tmp_path / 'x.sh').read_text()) == {'pkg-one', 'pkg-two'}
