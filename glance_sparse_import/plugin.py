@@ -560,6 +560,25 @@ def get_flow(**kwargs):
     :param backend: The list of target stores Glance will upload to; the
                     RBD stores are removed from it in place.
     """
+    try:
+        return _get_flow(**kwargs)
+    except Exception as e:
+        # stevedore would log this and Glance import without us, storing
+        # the image unconverted: fail the import instead.
+        LOG.exception('sparse_rbd_import could not build its flow')
+        stores = kwargs.get('backend') or []
+        with _TAKEN_LOCK:
+            taken = list(_TAKEN.get(kwargs.get('task_id'), ()))
+        named = taken + [n for n in stores if n not in taken]
+        if not any(rbd_stores.is_rbd(n) for n in named):
+            raise
+        return lf.Flow(kwargs.get('task_type')).add(_Refuse(
+            kwargs.get('task_type'), kwargs.get('task_id'),
+            kwargs['action_wrapper'], named,
+            ['a flow it can build (%s: %s)' % (type(e).__name__, e)]))
+
+
+def _get_flow(**kwargs):
     task_type = kwargs.get('task_type')
     task_id = kwargs.get('task_id')
     flow = lf.Flow(task_type)

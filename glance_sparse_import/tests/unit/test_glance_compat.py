@@ -324,3 +324,21 @@ def test_package_imports_without_glance(tmp_path):
                          text=True, check=True).stdout
     assert 'glance.common.exception' in out
     assert 'glance.async_.flows.api_image_import' in out
+
+
+def test_unexpected_error_building_the_flow_fails_the_import(
+        monkeypatch, rbd_backends):
+    def broken(name):
+        raise AttributeError("'Store' object has no attribute 'pool'")
+
+    monkeypatch.setattr(plugin.rbd_stores, 'rbd_store', broken)
+    backend = ['ceph', 'local']
+    flow = plugin.get_flow(task_id='t5', task_type='api_image_import',
+                           backend=backend, action_wrapper=_Wrapper())
+    (task,) = list(flow)
+    assert isinstance(task, plugin._Refuse)
+    assert sorted(task.stores) == ['ceph', 'local']
+    with pytest.raises(compat.UploadException,
+                       match="missing: a flow it can build "
+                             r"\(AttributeError: 'Store' object has no "):
+        task.execute('file:///nonexistent/staging/image')
