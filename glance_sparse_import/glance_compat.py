@@ -35,6 +35,12 @@ Fallbacks are chosen by what is present, never by version numbers:
 * ``glance.async_.flows.parallel_api_image_import`` (Glance 33+): else
   Glance uploads its stores one after the other.
 
+Glance options the plugin reads, registered here: ``image_size_cap``,
+``hashing_algorithm``, ``metadata_encryption_key``, ``[wsgi]
+python_interpreter``, ``[image_format] vmdk_allowed_types`` (and the GPT
+option above); glance_store's ``enabled_backends`` and ``[glance_store]
+default_store``; ``[image_import_opts] image_import_plugins`` for the check.
+
 A missing internal never stops this module (or the plugin) from importing:
 stevedore would swallow the error and Glance would import without the
 plugin. ``problems()`` lists what is missing instead; ``plugin.get_flow``
@@ -238,6 +244,17 @@ def gpt_nonfatal_checks():
     if _HAS_GPT_OPTION:
         return list(CONF.image_format.gpt_safety_checks_nonfatal)
     return list(_GPT_NONFATAL_DEFAULT)
+
+
+def configured_import_plugins():
+    """``[image_import_opts] image_import_plugins``.
+
+    :raises ImportError, cfg.Error: Glance has no such option
+    """
+    CONF.import_opt('image_import_plugins',
+                    'glance.async_.flows.api_image_import',
+                    group='image_import_opts')
+    return list(CONF.image_import_opts.image_import_plugins)
 
 
 def uploads_in_parallel(method, stores):

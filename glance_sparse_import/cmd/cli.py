@@ -436,10 +436,7 @@ def _plugin_enabled(config_files):
     if not config_files:
         return None
     try:
-        CONF.import_opt('image_import_plugins',
-                        'glance.async_.flows.api_image_import',
-                        group='image_import_opts')
-        return PLUGIN_NAME in CONF.image_import_opts.image_import_plugins
+        return PLUGIN_NAME in glance_compat.configured_import_plugins()
     except Exception:
         return None
 
