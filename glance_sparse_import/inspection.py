@@ -418,6 +418,8 @@ def qemu_reason(output, path):
             continue
         # "Could not open '<staged file>': " says nothing more.
         line = line.replace('Could not open \0: ', '')
+        # A quoted name holding the staged file ('json:{... path ...}').
+        line = re.sub(r" ?'[^']*\0[^']*'", '', line)
         line = re.sub(r' *\0', '', line)
         lines.append(line)
     errors_seen = [line for line in lines if line.startswith('ERROR')]

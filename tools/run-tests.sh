@@ -15,7 +15,8 @@
 # lint, unit, functional (real Glance flow, real Ceph), end to end (real
 # Glance API under uWSGI, real glance CLI), faults (Ceph and Glance failing
 # mid-import), consumers (Cinder, Nova, the OpenStack client, download,
-# copy-image) and the documentation build
+# copy-image), the real-image corpus of ../shared/real-images (disk
+# images made by other producers) and the documentation build
 # (warnings are errors); then the support matrix: each older Glance series
 # with its upper constraints, and the older Pythons (README, "Supported
 # releases"). Run as root on Debian 12. Arguments go to pytest in py3.
@@ -35,7 +36,7 @@ if [ -n "${GSI_MATRIX_EXTRA:-}" ]; then
     MATRIX=$MATRIX,$GSI_MATRIX_EXTRA
 fi
 
-.venv-tox/bin/tox -e pep8,py3,faults,consumers,docs -- "$@"
+.venv-tox/bin/tox -e pep8,py3,faults,consumers,real-images,docs -- "$@"
 # Installs wait on the network: build every matrix environment at once
 # (sharing pip's cache), then test them one at a time.
 .venv-tox/bin/tox run-parallel --notest --parallel-no-spinner -p all \

@@ -33,6 +33,7 @@ from oslo_log import log as logging
 from oslo_utils import units
 
 from glance_sparse_import import errors
+from glance_sparse_import import inspection
 from glance_sparse_import.sources.base import Chunk
 from glance_sparse_import.sources.base import requests
 
@@ -183,8 +184,10 @@ class NbdSource:
         deadline = time.monotonic() + START_TIMEOUT
         while True:
             if self._proc.poll() is not None:
-                self._log_stderr(logging.ERROR)
-                raise errors.SourceError('qemu-nbd cannot open the image')
+                text = self._log_stderr(logging.ERROR) or ''
+                raise errors.SourceError(
+                    'qemu-nbd cannot open the image: %s'
+                    % inspection.qemu_reason(text, self._path))
             if time.monotonic() > deadline:
                 raise errors.SourceError('qemu-nbd did not start in time')
             h = self._try_connect(sock, deadline)
@@ -272,10 +275,12 @@ class NbdSource:
             raise errors.SourceError('Reading the staged image failed')
 
     def _log_stderr(self, level):
+        """Log what qemu-nbd printed, and return it (or None)."""
         try:
             with open(os.path.join(self._tmpdir, 'stderr'), 'rb') as f:
                 text = f.read(4096).decode('utf-8', 'replace').strip()
         except (OSError, TypeError):
-            return
+            return None
         if text:
             LOG.log(level, 'qemu-nbd: %s', text)
+        return text

@@ -455,3 +455,12 @@ def test_vhdx_log_replay_reason(tmp_path):
 def test_qemu_reason_has_no_paths(output, reason):
     path = '/var/lib/glance/staging/3f1c'
     assert inspection.qemu_reason(output % {'p': path}, path) == reason
+
+
+def test_qemu_reason_drops_json_filename():
+    path = '/var/lib/glance/staging/3f1c'
+    output = ("qemu-nbd: Failed to blk_new_open 'json:{\"driver\": \"qcow2\", "
+              "\"file\": {\"filename\": \"%s\"}}': Cannot allocate memory\n"
+              % path)
+    assert inspection.qemu_reason(output, path) == (
+        'Failed to blk_new_open: Cannot allocate memory')
