@@ -28,7 +28,7 @@ Glance's MBR check; stock refuses it by default, as the plugin does) is
 imported and checked too.
 
 Hashing a 127 GiB disk takes minutes, so images larger than
-``GSI_REAL_IMAGES_MAX_GIB`` (20 GiB by default) are imported with
+``GSI_REAL_IMAGES_MAX_GIB`` (10 GiB by default) are imported with
 ``max_virtual_size`` below their size and must be refused by it; set it to
 200 to import those too.
 """
@@ -46,7 +46,7 @@ from glance_sparse_import.tests.testbed import procs
 
 GiB = 1024 ** 3
 MiB = 1024 ** 2
-CAP = int(float(os.environ.get('GSI_REAL_IMAGES_MAX_GIB', '20')) * GiB)
+CAP = int(float(os.environ.get('GSI_REAL_IMAGES_MAX_GIB', '10')) * GiB)
 PREFIX = 'Sparse RBD import failed: '
 # Glance disk format -> qemu driver.
 QEMU_FORMATS = {'vhd': 'vpc'}
