@@ -23,9 +23,10 @@ one file; the rest of the plugin uses what it exports.
 Fallbacks are chosen by what is present, never by version numbers:
 
 * format inspector: ``oslo_utils.imageutils.format_inspector`` with
-  ``InspectWrapper.formats`` (oslo.utils 7.4+); the same without
-  ``formats`` (7.3); else Glance's own ``glance.common.format_inspector``
-  (Glance 26 to 29), used as that Glance's ``image_conversion`` uses it.
+  ``InspectWrapper.formats`` (oslo.utils 7.4+); else Glance's own
+  ``glance.common.format_inspector`` (Glance 26 to 29), used as that
+  Glance's ``image_conversion`` uses it; else oslo.utils 7.3's, without
+  ``formats``.
 * ``[image_format] gpt_safety_checks_nonfatal`` (Glance 30+): else
   Glance 30's default, ``['mbr']``; only oslo.utils' inspector knows GPT.
 * the RBD store's ``store_conf`` (glance_store 5.0+): else the option group
@@ -280,22 +281,33 @@ class UnsafeImage(Exception):
         self.failures = failures
 
 
-_oslo_fi = _import('oslo_utils.imageutils.format_inspector', what=False)
-if _oslo_fi is not None and hasattr(_oslo_fi, 'InspectWrapper'):
-    _fi = _oslo_fi
-    _HAS_FORMATS = hasattr(_fi.InspectWrapper, 'formats')
-    INSPECTOR = ('oslo_utils.imageutils.format_inspector' +
-                 ('' if _HAS_FORMATS else ' (no InspectWrapper.formats)'))
-else:
-    _fi = _import('glance.common.format_inspector', what=False)
-    _HAS_FORMATS = False
-    INSPECTOR = 'glance.common.format_inspector'
-    if _fi is None or not hasattr(_fi, 'detect_file_format'):
-        _fi = None
-        INSPECTOR = None
-        _missing('a format inspector with detect_file_format',
-                 'neither oslo.utils >= 7.3 nor glance.common.'
-                 'format_inspector with detect_file_format is installed')
+def _inspector_module():
+    """The format inspector to use, and its description.
+
+    oslo.utils' when it can tell every format a file matches (7.4+);
+    else the one Glance itself uses on releases that carry their own
+    (26 to 29), so the checks are those of that Glance's image_conversion;
+    else oslo.utils 7.3's, which refuses a file matching two formats.
+    """
+    oslo = _import('oslo_utils.imageutils.format_inspector', what=False)
+    has_wrapper = oslo is not None and hasattr(oslo, 'InspectWrapper')
+    if has_wrapper and hasattr(oslo.InspectWrapper, 'formats'):
+        return oslo, 'oslo_utils.imageutils.format_inspector'
+    own = _import('glance.common.format_inspector', what=False)
+    if own is not None and hasattr(own, 'detect_file_format'):
+        return own, 'glance.common.format_inspector'
+    if has_wrapper:
+        return oslo, ('oslo_utils.imageutils.format_inspector (no '
+                      'InspectWrapper.formats)')
+    _missing('a format inspector with detect_file_format',
+             'neither oslo.utils >= 7.3 nor glance.common.format_inspector '
+             'with detect_file_format is installed')
+    return None, None
+
+
+_fi, INSPECTOR = _inspector_module()
+_HAS_FORMATS = (_fi is not None and hasattr(_fi, 'InspectWrapper') and
+                hasattr(_fi.InspectWrapper, 'formats'))
 _LEGACY = _fi is not None and not hasattr(_fi, 'InspectWrapper')
 
 ImageFormatError = getattr(_fi, 'ImageFormatError', _Placeholder)
