@@ -112,6 +112,10 @@ mount -t tmpfs -o mode=1777 shm "$root/dev/shm"
 # which install-deps.sh installs, takes them in) and pip's site-wide
 # settings (the CA bundle pip should trust).
 cp /etc/resolv.conf "$root/etc/resolv.conf"
+# debootstrap writes no hosts file; Debian's installer writes this one
+# (mariadb-install-db needs localhost to resolve).
+printf '127.0.0.1\tlocalhost\n127.0.1.1\t%s\n' "$HOSTNAME" >"$root/etc/hosts"
+printf '::1\tlocalhost ip6-localhost ip6-loopback\n' >>"$root/etc/hosts"
 if [ -d /usr/local/share/ca-certificates ]; then
     cp -r /usr/local/share/ca-certificates/. \
         "$root/usr/local/share/ca-certificates/"
