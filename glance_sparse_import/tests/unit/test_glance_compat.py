@@ -18,6 +18,7 @@ the real ones.
 """
 
 import contextlib
+import importlib.util
 import os
 import subprocess
 import sys
@@ -37,7 +38,15 @@ MiB = 1024 ** 2
 
 
 def test_nothing_missing_here():
-    assert compat.problems() == []
+    # The distribution's bindings exist for its own interpreter only; the
+    # environments on another Python lack them, and the plugin says so.
+    glance_side = [p for p in compat.problems()
+                   if not p.startswith('Python module ')]
+    assert glance_side == []
+    for name in ('rados', 'rbd', 'nbd'):
+        missing = 'Python module %s (install python3-' % name
+        assert (importlib.util.find_spec(name) is None) == any(
+            p.startswith(missing) for p in compat.problems())
     assert compat.describe()['format inspector'] == compat.INSPECTOR
 
 
