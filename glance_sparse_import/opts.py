@@ -74,9 +74,10 @@ untrusted input.
                min=0,
                help="""
 Timeout, in seconds, for Ceph monitor and OSD operations and for connecting,
-used for a target store whose ``rados_connect_timeout`` is unset (-1). A full
-or unreachable cluster blocks writes instead of failing them; this bound turns
-that into a clean import failure. 0 disables the bound.
+used for a target store whose ``rados_connect_timeout`` is unset: -1, or 0,
+glance_store's default up to 4.6 (2023.1, 2023.2), which it ignores there. A
+full or unreachable cluster blocks writes instead of failing them; this bound
+turns that into a clean import failure. 0 disables the bound.
 """),
     cfg.IntOpt('progress_interval',
                default=10,
