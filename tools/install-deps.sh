@@ -44,17 +44,6 @@ PACKAGES=(
     python3 python3-venv python3-dev build-essential ca-certificates
 )
 
-# Python 3.9 (RHEL 9's) for the matrix's py39-* environments: Debian 12 has
-# none, and Debian 11's installs beside 3.11. Its archive is pinned so that
-# nothing else ever comes from it. Not needed where an interpreter exists
-# already (pyenv's; see tools/find-python).
-cd "$(dirname "$0")/.."
-if ! tools/find-python 3.9 >/dev/null 2>&1; then
-    cp tools/apt/debian-bullseye-python39.sources /etc/apt/sources.list.d/
-    cp tools/apt/debian-bullseye-python39.pref /etc/apt/preferences.d/
-    PACKAGES+=(python3.9 python3.9-dev)
-fi
-
 missing=()
 for pkg in "${PACKAGES[@]}"; do
     status=$(dpkg-query -W -f='${Status}' "$pkg" 2>/dev/null || true)
