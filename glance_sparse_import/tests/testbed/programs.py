@@ -48,10 +48,8 @@ DEBIAN = {
     'mariadb-install-db': 'mariadb-server-core',
     # pbr reads the version from git; bench-import records the commit.
     'git': 'git',
-    # Virtualenvs are made with the system interpreter; the py39-*
-    # environments with Debian 11's 3.9 (install-deps.sh pins its archive).
+    # Virtualenvs are made with the system interpreter.
     'python3': 'python3',
-    'python3.9': 'python3.9',
     # Package management in tools/.
     'apt-get': 'apt',
     'dpkg-query': 'dpkg',
@@ -102,6 +100,8 @@ VENV = frozenset([
 # tox environment outside tools/run-tests.sh's default run may use them
 # (the README says so); test_programs.py keeps them out of install-deps.sh.
 NOT_DEBIAN = {
+    'python3.9': 'pyenv (tools/find-python); only .ci/run adds the '
+                 'py39-* environments (GSI_MATRIX_EXTRA)',
     'python3.10': 'pyenv (tools/find-python); only .ci/run adds the '
                   'py310-2026.1 environment (GSI_MATRIX_EXTRA)',
 }
