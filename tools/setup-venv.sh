@@ -19,6 +19,8 @@ venv=${1:-.venv-demo}
 tools/install-deps.sh
 [ -x "$venv/bin/python" ] || /usr/bin/python3 -m venv "$venv"
 "$venv/bin/pip" install -q -U pip
-"$venv/bin/pip" install -q -r requirements.txt -r test-requirements.txt \
-    -e .
+# Glance is the host, not a requirement of the package: today's from PyPI,
+# as in tox.ini's default environments.
+"$venv/bin/pip" install -q glance -r requirements.txt \
+    -r test-requirements.txt -e .
 "$venv/bin/python" tools/link-system-bindings.py
