@@ -93,6 +93,21 @@ def zero_ranges(path, qemu_format):
             for e in json.loads(out) if e['zero']]
 
 
+def data_ranges(path):
+    """[(start, end)] of the data extents of a file (SEEK_DATA/SEEK_HOLE)."""
+    ranges = []
+    with open(path, 'rb') as f:
+        fd, end, pos = f.fileno(), os.fstat(f.fileno()).st_size, 0
+        while pos < end:
+            try:
+                start = os.lseek(fd, pos, os.SEEK_DATA)
+            except OSError:
+                break
+            pos = os.lseek(fd, start, os.SEEK_HOLE)
+            ranges.append((start, pos))
+    return ranges
+
+
 def hole_ranges(path):
     """[(start, end)] of the holes of a file."""
     holes = []

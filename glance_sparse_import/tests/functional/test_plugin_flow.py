@@ -23,6 +23,7 @@ import uuid
 
 import pytest
 
+from glance_sparse_import.tests import disk_images
 from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
@@ -111,17 +112,9 @@ def _objects_with_data(path, object_size):
     allocated bytes, bounds what an import may leave in the pool.
     """
     objects = set()
-    with open(path, 'rb') as f:
-        fd, end, pos = f.fileno(), os.fstat(f.fileno()).st_size, 0
-        while pos < end:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            stop = os.lseek(fd, start, os.SEEK_HOLE)
-            objects.update(range(start // object_size,
-                                 (stop - 1) // object_size + 1))
-            pos = stop
+    for start, stop in disk_images.data_ranges(path):
+        objects.update(range(start // object_size,
+                             (stop - 1) // object_size + 1))
     return len(objects) * object_size
 
 

@@ -39,6 +39,7 @@ import os
 
 import pytest
 
+from glance_sparse_import.tests import disk_images
 from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.functional import test_plugin_flow as flows
 from glance_sparse_import.tests.real_images import corpus
@@ -191,20 +192,6 @@ def _digests(path):
     return md5.hexdigest(), sha512.hexdigest()
 
 
-def _data_ranges(path):
-    ranges = []
-    with open(path, 'rb') as f:
-        fd, end, pos = f.fileno(), os.fstat(f.fileno()).st_size, 0
-        while pos < end:
-            try:
-                start = os.lseek(fd, pos, os.SEEK_DATA)
-            except OSError:
-                break
-            pos = os.lseek(fd, start, os.SEEK_HOLE)
-            ranges.append((start, pos))
-    return ranges
-
-
 def _same_bytes(a, b):
     """Whether two sparse files read the same, comparing their data only.
 
@@ -214,7 +201,8 @@ def _same_bytes(a, b):
     if os.path.getsize(a) != os.path.getsize(b):
         return False
     with open(a, 'rb') as fa, open(b, 'rb') as fb:
-        for start, stop in sorted(_data_ranges(a) + _data_ranges(b)):
+        ranges = disk_images.data_ranges(a) + disk_images.data_ranges(b)
+        for start, stop in sorted(ranges):
             fa.seek(start)
             fb.seek(start)
             pos = start
