@@ -218,18 +218,7 @@ class _Resolver(object):
             values = self._returns(node)
             if values is not None:
                 return [i for v in values for i in self.argv(v)]
-        if isinstance(node, ast.Name):
-            param = self._param(node.id)
-            if param:
-                return [param]
-            values = self._assigned(node.id)
-            if values:
-                return [i for v in values for i in self.argv(v)]
-        if isinstance(node, ast.Attribute) and _is_self(node):
-            values = self.module.self_assigns.get(node.attr)
-            if values:
-                return [i for v in values for i in self.argv(v)]
-        return [('unknown', ast.unparse(node))]
+        return self._through_names(node, self.argv)
 
     def words(self, elts):
         """Items for argv given as separate word expressions."""
@@ -273,17 +262,20 @@ class _Resolver(object):
             values = self._returns(node)
             if values is not None:
                 return [i for v in values for i in self.program(v)]
+        return self._through_names(node, self.program)
+
+    def _through_names(self, node, resolve):
+        """Items of what a name or ``self.attr`` holds, by ``resolve``."""
+        values = None
         if isinstance(node, ast.Name):
             param = self._param(node.id)
             if param:
                 return [param]
             values = self._assigned(node.id)
-            if values:
-                return [i for v in values for i in self.program(v)]
-        if isinstance(node, ast.Attribute) and _is_self(node):
+        elif isinstance(node, ast.Attribute) and _is_self(node):
             values = self.module.self_assigns.get(node.attr)
-            if values:
-                return [i for v in values for i in self.program(v)]
+        if values:
+            return [i for v in values for i in resolve(v)]
         return [('unknown', ast.unparse(node))]
 
 
