@@ -15,7 +15,6 @@
 import hashlib
 import json
 import os
-import time
 import urllib.request
 
 import rados
@@ -164,29 +163,12 @@ def corrupt_snapshot(cluster, image_id, pool='images'):
     cluster.rbd('snap', 'protect', spec + '@snap')
 
 
-def wait_task(glance, image_id, count=1, timeout=300):
-    """The newest task of an image once ``count`` tasks have ended.
-
-    Glance lists an image's tasks in no set order.
-    """
-    deadline = time.monotonic() + timeout
-    tasks = []
-    while time.monotonic() < deadline:
-        tasks = glance.task_list_for_image(image_id)
-        if len(tasks) >= count and all(
-                t['status'] in ('success', 'failure') for t in tasks):
-            return max(tasks, key=lambda t: t['created_at'])
-        time.sleep(0.5)
-    raise AssertionError('task %d of %s did not end: %s' % (
-        count, image_id, json.dumps(tasks, indent=1)))
-
-
 def import_image(glance, image, stores=None):
     """Import ``image`` through the plugin with the glance CLI; wait."""
     shown = glance.image_create_via_import(
         image.path, image.disk_format, name='consumer-' + image.kind,
         stores=stores)
-    task = wait_task(glance, shown['id'])
+    task = glance.wait_task(shown['id'])
     assert task['status'] == 'success', task
     return glance.wait_for_status(shown['id'])
 

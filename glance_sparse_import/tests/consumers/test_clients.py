@@ -49,7 +49,7 @@ def test_openstack_client_import(plugin_api, glance, imported, test_images,
     created = _openstack(plugin_api, 'image', 'create', '--import',
                          '--disk-format', 'qcow2', '--container-format',
                          'bare', '--file', source.path, 'consumer-osc')
-    task = common.wait_task(glance, created['id'])
+    task = glance.wait_task(created['id'])
     assert task['status'] == 'success', task
     assert task['type'] == 'api_image_import'
     by_osc = glance.wait_for_status(created['id'])

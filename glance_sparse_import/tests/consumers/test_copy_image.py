@@ -28,7 +28,7 @@ TARGETS = ('ceph2', 'file1')
 
 
 def _wait_imported(glance, source, image_id):
-    task = common.wait_task(glance, image_id)
+    task = glance.wait_task(image_id)
     assert task['status'] == 'success', (source, task)
     return glance.wait_for_status(image_id)
 
@@ -51,7 +51,7 @@ def test_copy_every_kind(glance, plugin_api, ceph_cluster2, test_images):
                                TARGETS)
 
     for source, image in zip(sources, shown):
-        task = common.wait_task(glance, image['id'], count=2)
+        task = glance.wait_task(image['id'], count=2)
         assert task['status'] == 'success', (source, task)
         copied = glance.get_image(image['id'])
         assert copied['status'] == 'active'
@@ -78,7 +78,7 @@ def test_copy_checks_the_recorded_hashes(glance, plugin_api, ceph_cluster,
     common.corrupt_snapshot(ceph_cluster, image['id'])
 
     common.api_call_import(glance.api, image['id'], 'copy-image', TARGETS)
-    task = common.wait_task(glance, image['id'], count=2)
+    task = glance.wait_task(image['id'], count=2)
 
     assert task['status'] == 'failure'
     assert 'os_hash_value of uploaded data is different' in task['message']

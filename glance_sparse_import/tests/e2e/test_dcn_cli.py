@@ -61,19 +61,8 @@ def _raw(image_builder, scratch_dir):
     return (path, raw) + images.file_digests(raw)
 
 
-def _wait_task(glance, image_id, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tasks = glance.task_list_for_image(image_id)
-        if tasks and tasks[0]['status'] in ('success', 'failure'):
-            return tasks[0]
-        time.sleep(0.5)
-    raise AssertionError('import of %s did not end; %s'
-                         % (image_id, glance.explain(image_id)))
-
-
 def _assert_success(glance, image_id):
-    task = _wait_task(glance, image_id)
+    task = glance.wait_task(image_id)
     assert task['status'] == 'success', glance.explain(image_id)
 
 
@@ -141,7 +130,7 @@ def test_site_down(glance, clusters, image_builder, scratch_dir):
         strict = glance.image_create_via_import(
             path, 'qcow2', name='dcn-strict', stores=SITES,
             all_stores_must_succeed=True)
-        task = _wait_task(glance, strict['id'])
+        task = glance.wait_task(strict['id'])
     finally:
         clusters['edge3'].start_osd()
 

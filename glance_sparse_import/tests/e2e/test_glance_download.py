@@ -22,7 +22,6 @@ data, and the plugin writes it to region two's cluster.
 
 import filecmp
 import os
-import time
 
 import pytest
 
@@ -47,16 +46,6 @@ def regions(module_glance_api_factory, ceph_cluster, ceph_cluster2):
     return one, two
 
 
-def _wait_task(glance, image_id, timeout=300):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        tasks = glance.task_list_for_image(image_id)
-        if tasks and tasks[0]['status'] in ('success', 'failure'):
-            return tasks[0]
-        time.sleep(0.5)
-    raise AssertionError('import of %s did not end' % image_id)
-
-
 def test_import_from_another_region(regions, ceph_cluster, ceph_cluster2,
                                     image_builder, scratch_dir):
     one, two = regions
@@ -75,7 +64,7 @@ def test_import_from_another_region(regions, ceph_cluster, ceph_cluster2,
         import_method='glance-download',
         extra_args=['--remote-region', 'RegionOne',
                     '--remote-image-id', source['id']])
-    task = _wait_task(glance2, created['id'])
+    task = glance2.wait_task(created['id'])
     assert task['status'] == 'success', task['message']
     image = glance2.get_image(created['id'])
 

@@ -236,6 +236,23 @@ class GlanceCLI(object):
         return ('tasks of image %s: %s\nGlance log (last %d characters):\n'
                 '%s' % (image_id, tasks, log_chars, log))
 
+    def wait_task(self, image_id, count=1, timeout=300):
+        """The newest task of an image once ``count`` tasks have ended.
+
+        Glance lists an image's tasks in no set order.
+
+        :raises AssertionError: not ended within ``timeout`` seconds
+        """
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            tasks = self.task_list_for_image(image_id)
+            if len(tasks) >= count and all(
+                    t['status'] in ('success', 'failure') for t in tasks):
+                return max(tasks, key=lambda t: t['created_at'])
+            time.sleep(0.5)
+        raise AssertionError('task %d of %s did not end; %s'
+                             % (count, image_id, self.explain(image_id)))
+
     def task_list_for_image(self, image_id):
         """Tasks of an image, ``GET /v2/images/<id>/tasks``."""
         status, body = self.api.request('GET',
