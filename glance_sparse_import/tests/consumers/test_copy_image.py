@@ -46,12 +46,13 @@ def test_copy_every_kind(glance, plugin_api, ceph_cluster2, test_images):
     ids = [common.api_import(glance.api, source) for source in sources]
     shown = [_wait_imported(glance, source, image_id)
              for source, image_id in zip(sources, ids)]
+    imports = [glance.task_ids(image['id']) for image in shown]
     for image in shown:
         common.api_call_import(glance.api, image['id'], 'copy-image',
                                TARGETS)
 
-    for source, image in zip(sources, shown):
-        task = glance.wait_task(image['id'], count=2)
+    for source, image, known in zip(sources, shown, imports):
+        task = glance.wait_task(image['id'], known)
         assert task['status'] == 'success', (source, task)
         copied = glance.get_image(image['id'])
         assert copied['status'] == 'active'
@@ -77,10 +78,13 @@ def test_copy_checks_the_recorded_hashes(glance, plugin_api, ceph_cluster,
     image = _import(glance, source)
     common.corrupt_snapshot(ceph_cluster, image['id'])
 
+    known = glance.task_ids(image['id'])
     common.api_call_import(glance.api, image['id'], 'copy-image', TARGETS)
-    task = glance.wait_task(image['id'], count=2)
+    task = glance.wait_task(image['id'], known)
 
-    assert task['status'] == 'failure'
+    assert task['status'] == 'failure', glance.explain(image['id'])
+    assert task['type'] == 'api_image_import'
+    assert task['input']['import_req']['method']['name'] == 'copy-image'
     assert 'os_hash_value of uploaded data is different' in task['message']
     after = glance.get_image(image['id'])
     assert after['status'] == 'active'

@@ -236,22 +236,32 @@ class GlanceCLI(object):
         return ('tasks of image %s: %s\nGlance log (last %d characters):\n'
                 '%s' % (image_id, tasks, log_chars, log))
 
-    def wait_task(self, image_id, count=1, timeout=300):
-        """The newest task of an image once ``count`` tasks have ended.
+    def wait_task(self, image_id, known=(), timeout=300):
+        """The image's task that is not in ``known``, once every task ended.
 
-        Glance lists an image's tasks in no set order.
+        ``known`` are the IDs of the image's tasks before the import or
+        copy being waited for. Tasks are told apart by ID: Glance lists
+        them in no set order and ``created_at`` has whole seconds, so an
+        import and a copy right after it can tie.
 
-        :raises AssertionError: not ended within ``timeout`` seconds
+        :raises AssertionError: no such task ended within ``timeout``
+            seconds
         """
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             tasks = self.task_list_for_image(image_id)
-            if len(tasks) >= count and all(
+            new = [t for t in tasks if t['id'] not in known]
+            if len(new) == 1 and all(
                     t['status'] in ('success', 'failure') for t in tasks):
-                return max(tasks, key=lambda t: t['created_at'])
+                return new[0]
+            assert len(new) <= 1, new
             time.sleep(0.5)
-        raise AssertionError('task %d of %s did not end; %s'
-                             % (count, image_id, self.explain(image_id)))
+        raise AssertionError('the task of %s did not end; %s'
+                             % (image_id, self.explain(image_id)))
+
+    def task_ids(self, image_id):
+        """IDs of the image's tasks so far, for ``wait_task(known=...)``."""
+        return {t['id'] for t in self.task_list_for_image(image_id)}
 
     def task_list_for_image(self, image_id):
         """Tasks of an image, ``GET /v2/images/<id>/tasks``."""

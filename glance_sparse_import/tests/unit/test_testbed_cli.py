@@ -51,3 +51,26 @@ def test_run_on_pty_gives_a_terminal_stdin():
                              'import sys; print(sys.stdin.isatty())'])
     assert result.returncode == 0
     assert result.stdout.strip() == 'True'
+
+
+class _TasksAPI(object):
+    """``GET /v2/images/<id>/tasks`` answering from a list."""
+
+    def __init__(self, tasks):
+        self.tasks = tasks
+
+    def request(self, method, path):
+        return 200, {'tasks': list(self.tasks)}
+
+
+def test_wait_task_tells_tasks_apart_by_id(monkeypatch):
+    monkeypatch.setattr(cli.procs, 'bin_path', lambda name: name)
+    # An import and the copy right after it, in the same second, the
+    # copy listed first: the copy is found by ID, not by created_at.
+    tasks = [{'id': 'copy', 'status': 'failure',
+              'created_at': '2026-11-29T22:58:18.000000'},
+             {'id': 'import', 'status': 'success',
+              'created_at': '2026-11-29T22:58:18.000000'}]
+    glance = cli.GlanceCLI(_TasksAPI(tasks))
+    assert glance.wait_task('img', known={'import'})['id'] == 'copy'
+    assert glance.task_ids('img') == {'copy', 'import'}
