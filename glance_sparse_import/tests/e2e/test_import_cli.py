@@ -151,14 +151,16 @@ def test_hostile_image_fails_cleanly(glance, ceph_cluster, image_builder,
         image_id = _id_from_output(image.output)
     else:
         image_id = image['id']
-    glance.wait_for_status(image_id, statuses=('queued',), timeout=120)
-    tasks = glance.task_list_for_image(image_id)
-    assert tasks and tasks[0]['status'] == 'failure', glance.explain(image_id)
-    message = tasks[0]['message']
+    # The revert puts the image back to queued before Glance marks the task
+    # failed: wait for the task.
+    task = glance.wait_task(image_id, timeout=120)
+    assert task['status'] == 'failure', glance.explain(image_id)
+    message = task['message']
     assert message.startswith('Sparse RBD import failed: ')
     # The format inspector refuses the backing file before qemu-img does.
     assert 'disallowed configuration' in message or 'backing' in message
     shown = glance.get_image(image_id)
+    assert shown['status'] == 'queued'
     assert shown['os_glance_failed_import'] == 'ceph'
     assert shown['os_glance_importing_to_stores'] == ''
     assert image_id not in ceph_cluster.rbd_images()
