@@ -92,10 +92,9 @@ class _HashWorker(object):
         return not self._thread.is_alive()
 
     def abandon(self):
-        """Drop what is queued, stop within one zero piece, and wait."""
+        """Drop what is queued and stop within one zero piece; see join."""
         self._abandoned.set()
         self.stop()
-        self.join()
 
     def result(self):
         if self._error is not None:
@@ -153,6 +152,6 @@ class ParallelHasher(object):
         not after the rest of its virtual size.
         """
         for worker in self._workers:
-            worker._abandoned.set()
-        for worker in self._workers:
             worker.abandon()
+        for worker in self._workers:
+            worker.join()
