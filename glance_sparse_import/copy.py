@@ -63,6 +63,87 @@ def nonzero_runs(data, block_size, zero_block):
         yield start, size
 
 
+class Copy(object):
+    """Copy a source to every target and feed a hasher in stream order.
+
+    ``stats`` and ``active`` (the targets still written) may be read from
+    another thread while :meth:`run` goes on. A target whose write raises
+    ``StoreError`` is dropped when ``tolerate_target_failures``, else the
+    error is raised.
+    """
+
+    def __init__(self, targets, hasher, zero_block_size,
+                 tolerate_target_failures=False):
+        self.active = list(targets)
+        self.failed = {}
+        self.stats = None
+        self._hasher = hasher
+        self._zero_block_size = zero_block_size
+        self._zero_block = bytes(zero_block_size)
+        self._tolerate = tolerate_target_failures
+
+    def _write(self, offset, data):
+        for target in list(self.active):
+            try:
+                target.write(offset, data)
+            except errors.StoreError as e:
+                if not self._tolerate:
+                    raise
+                LOG.warning('Dropping target %(t)s: %(e)s',
+                            {'t': target.name, 'e': e})
+                self.active.remove(target)
+                self.failed[target] = e
+        if not self.active:
+            raise errors.StoreError(
+                'every target store failed: %s' %
+                '; '.join(str(e) for e in self.failed.values()))
+        self.stats.written += len(data)
+
+    def run(self, source, cancelled=None, progress=None,
+            progress_interval=10.0):
+        """Copy ``source``; return ``(stats, failed)``.
+
+        ``failed`` maps the dropped targets to their error.
+        ``progress(stats, active)`` is called at most every
+        ``progress_interval`` seconds and may raise to stop the copy.
+
+        :raises Cancelled: ``cancelled`` (a threading.Event) was set
+        :raises StoreError: a target failed (see above)
+        :raises SourceError: the source failed or ended early
+        """
+        stats = self.stats = CopyStats(source.size)
+        hasher = self._hasher
+        block, zero_block = self._zero_block_size, self._zero_block
+        next_report = time.monotonic() + progress_interval
+        for chunk in source.chunks():
+            if cancelled is not None and cancelled.is_set():
+                raise errors.Cancelled('the copy was cancelled')
+            if chunk.data is None:
+                hasher.update_zeros(chunk.length)
+            else:
+                data = chunk.data
+                hasher.update(data)
+                stats.allocated += chunk.length
+                runs = list(nonzero_runs(data, block, zero_block))
+                if runs == [(0, chunk.length)]:
+                    self._write(chunk.offset, data)
+                else:
+                    view = memoryview(data)
+                    for start, end in runs:
+                        self._write(chunk.offset + start,
+                                    bytes(view[start:end]))
+            stats.processed = chunk.offset + chunk.length
+            if progress is not None and time.monotonic() >= next_report:
+                progress(stats, self.active)
+                next_report = time.monotonic() + progress_interval
+
+        if stats.processed != source.size:
+            raise errors.SourceError('source ended at byte %d of %d'
+                                     % (stats.processed, source.size))
+        stats.zero_skipped = stats.allocated - stats.written
+        return stats, self.failed
+
+
 def copy_image(source, targets, hasher, zero_block_size,
                tolerate_target_failures=False, progress=None,
                progress_interval=10.0):
@@ -73,49 +154,7 @@ def copy_image(source, targets, hasher, zero_block_size,
     target error is raised. ``progress(stats, targets)`` is called at most
     every ``progress_interval`` seconds and may raise to stop the copy.
     """
-    stats = CopyStats(source.size)
-    active = list(targets)
-    failed = {}
-    zero_block = bytes(zero_block_size)
-    next_report = time.monotonic() + progress_interval
-
-    def write(offset, data):
-        for target in list(active):
-            try:
-                target.write(offset, data)
-            except errors.StoreError as e:
-                if not tolerate_target_failures:
-                    raise
-                LOG.warning('Dropping target %(t)s: %(e)s',
-                            {'t': target.name, 'e': e})
-                active.remove(target)
-                failed[target] = e
-        if not active:
-            raise errors.StoreError('every target store failed: %s' %
-                                    '; '.join(str(e) for e in failed.values()))
-        stats.written += len(data)
-
-    for chunk in source.chunks():
-        if chunk.data is None:
-            hasher.update_zeros(chunk.length)
-        else:
-            data = chunk.data
-            hasher.update(data)
-            stats.allocated += chunk.length
-            runs = list(nonzero_runs(data, zero_block_size, zero_block))
-            if runs == [(0, chunk.length)]:
-                write(chunk.offset, data)
-            else:
-                view = memoryview(data)
-                for start, end in runs:
-                    write(chunk.offset + start, bytes(view[start:end]))
-        stats.processed = chunk.offset + chunk.length
-        if progress is not None and time.monotonic() >= next_report:
-            progress(stats, active)
-            next_report = time.monotonic() + progress_interval
-
-    if stats.processed != source.size:
-        raise errors.SourceError('source ended at byte %d of %d'
-                                 % (stats.processed, source.size))
-    stats.zero_skipped = stats.allocated - stats.written
-    return stats, failed
+    return Copy(targets, hasher, zero_block_size,
+                tolerate_target_failures).run(
+                    source, progress=progress,
+                    progress_interval=progress_interval)

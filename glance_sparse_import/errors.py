@@ -40,3 +40,7 @@ class QuotaExceeded(SparseImportError):
 
 class SignatureError(SparseImportError):
     """The image signature could not be verified."""
+
+
+class Cancelled(SparseImportError):
+    """The import was cancelled while copying (see native.supervise)."""

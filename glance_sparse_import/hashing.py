@@ -15,14 +15,15 @@
 Glance's checksums cover every byte of the virtual disk, zeros included, so
 hashing is the floor of an import. hashlib releases the GIL for large
 buffers, so one thread per algorithm runs them side by side on separate
-cores while the caller goes on reading and writing.
+cores while the caller goes on reading and writing. They are real OS
+threads even under eventlet (see ``native``).
 """
 
 import hashlib
-import queue
-import threading
 
 from oslo_utils import units
+
+from glance_sparse_import import native
 
 # bytes() of this size comes from calloc: untouched pages that read as the
 # kernel's zero page, so it costs address space, not memory. Each update
@@ -47,11 +48,11 @@ class _HashWorker(object):
     def __init__(self, algorithm, depth):
         self.name = algorithm
         self._hash = hashlib.new(algorithm, usedforsecurity=False)
-        self._queue = queue.Queue(maxsize=depth)
+        self._queue = native.queue.Queue(maxsize=depth)
         self._error = None
-        self._abandoned = threading.Event()
+        self._abandoned = native.threading.Event()
         self.bytes_done = 0
-        self._thread = threading.Thread(
+        self._thread = native.threading.Thread(
             target=self._run, name='hash-%s' % algorithm, daemon=True)
         self._thread.start()
 
@@ -92,9 +93,8 @@ class _HashWorker(object):
         return not self._thread.is_alive()
 
     def abandon(self):
-        """Drop what is queued and stop within one zero piece; see join."""
+        """Drop what is queued, from now on; stop hashing a zero run."""
         self._abandoned.set()
-        self.stop()
 
     def result(self):
         if self._error is not None:
@@ -144,14 +144,25 @@ class ParallelHasher(object):
                 progress()
         return [worker.result() for worker in self._workers]
 
+    def abandon(self):
+        """Stop hashing what is queued or comes, without waiting.
+
+        Safe from any thread while another one goes on calling ``update``:
+        the workers take and drop items, so the caller never blocks on them.
+        """
+        for worker in self._workers:
+            worker.abandon()
+
     def close(self):
         """Stop the workers without a result (after a failure).
 
         What is still queued is dropped rather than hashed: a cancelled
         import stops within one 256 MiB zero piece (well under a second),
-        not after the rest of its virtual size.
+        not after the rest of its virtual size. Call it once nothing
+        calls ``update`` any more.
         """
+        self.abandon()
         for worker in self._workers:
-            worker.abandon()
+            worker.stop()
         for worker in self._workers:
             worker.join()

@@ -26,7 +26,6 @@ there so that they get exactly the data the RBD stores got.
 """
 
 import collections
-from concurrent import futures
 import os
 import threading
 import time
@@ -46,6 +45,7 @@ from glance_sparse_import import glance_compat as compat
 from glance_sparse_import import glance_image
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
+from glance_sparse_import import native
 from glance_sparse_import import opts
 from glance_sparse_import import quotas
 from glance_sparse_import import rbd_target
@@ -63,6 +63,9 @@ if compat.problems():
     LOG.error('sparse_rbd_import cannot run here; every import to an RBD '
               'store will fail until this is fixed. Missing: %s',
               '; '.join(compat.problems()))
+else:
+    LOG.info('sparse_rbd_import loaded; Glance runs under %s: copies, '
+             'hashing and Ceph calls run on native threads', native.server())
 
 # Formats stock Glance stores as they are: image_conversion leaves raw and
 # iso alone and converts everything else to raw/bare.
@@ -225,22 +228,39 @@ class _SparseRbdImport(task.Task):
 
     def _copy(self, src_path, info, outputs, hash_algo, conf):
         hasher = self._hasher = hashing.ParallelHasher(['md5', hash_algo])
-        try:
+        job = copy.Copy(outputs, hasher, conf.zero_block_size,
+                        tolerate_target_failures=(
+                            not self.all_stores_must_succeed))
+
+        def data_pass(cancelled):
+            def check():
+                if cancelled.is_set():
+                    raise errors.Cancelled('the copy was cancelled')
+
             with sources.open_source(src_path, info, conf) as source:
-                stats, failed = copy.copy_image(
-                    source, outputs, hasher, conf.zero_block_size,
-                    tolerate_target_failures=(
-                        not self.all_stores_must_succeed),
-                    progress=self._progress,
-                    progress_interval=conf.progress_interval)
-            # Hashing the zero runs goes on well after the last read:
-            # keep reporting, and keep noticing a cancelled import.
-            survivors = [t for t in outputs if t not in failed]
-            checksum, hash_value = hasher.hexdigests(
-                progress=lambda: self._progress(stats, survivors),
-                interval=conf.progress_interval)
+                stats, failed = job.run(source, cancelled)
+            # Hashing the zero runs goes on well after the last read.
+            return stats, failed, hasher.hexdigests(progress=check,
+                                                    interval=0.1)
+
+        def tick():
+            try:
+                self._progress(job.stats, job.active)
+            except BaseException:
+                # Let the copy stop at once rather than wait for the
+                # hash threads to take what it queues.
+                hasher.abandon()
+                raise
+
+        try:
+            # The data pass runs on OS threads; this thread (a greenthread
+            # under glance-api) reports progress and notices a cancelled
+            # import meanwhile, with Glance's database session.
+            stats, failed, (checksum, hash_value) = native.supervise(
+                data_pass, tick, conf.progress_interval,
+                'sparse-import-%s' % self.image_id)
         except errors.StoreError:
-            hasher.close()
+            native.call(hasher.close)
             # Every output failed. Without a raw file to write, the other
             # stores can still take the staged file.
             if (self.all_stores_must_succeed or self._raw_file is not None or
@@ -249,7 +269,7 @@ class _SparseRbdImport(task.Task):
             self._drop(self._live())
             return None, None, None
         except BaseException:
-            hasher.close()
+            native.call(hasher.close)
             raise
         if self._raw_file in failed:
             raise failed[self._raw_file]
@@ -314,6 +334,7 @@ class _SparseRbdImport(task.Task):
         """
         # Let os_glance_importing_to_stores shrink as stores fail, not
         # only when the copy ends.
+        targets = list(targets)
         self._drop([t for t in self._live() if t not in targets])
         try:
             self._check_and_report(stats, targets)
@@ -335,6 +356,9 @@ class _SparseRbdImport(task.Task):
             # Glance would only say "Internal Error".
             raise errors.SparseImportError(
                 'another task took the import lock of the image')
+        if stats is None:
+            # The source is still opening.
+            return
         # One pass writes the same bytes to every store still in it.
         stores = [str(t.name) for t in targets if t is not self._raw_file]
         task_obj.message = ('Sparse import: %(read)d of %(total)d MiB '
@@ -380,7 +404,7 @@ class _SparseRbdImport(task.Task):
 
 
 def _each(func, targets):
-    """Call ``func(target)`` for every target at once.
+    """Call ``func(target)`` for every target at once, on OS threads.
 
     Returns ``{target: StoreError}`` for the targets that failed; any other
     exception is raised after every call has ended.
@@ -388,14 +412,9 @@ def _each(func, targets):
     targets = list(targets)
     if not targets:
         return {}
-    if len(targets) == 1:
-        calls = {targets[0]: _call(func, targets[0])}
-    else:
-        with futures.ThreadPoolExecutor(len(targets)) as pool:
-            calls = {t: pool.submit(_call, func, t) for t in targets}
-        calls = {t: f.result() for t, f in calls.items()}
+    calls = native.each(lambda t: _call(func, t), targets)
     failed = {}
-    for target, error in calls.items():
+    for target, error in zip(targets, calls):
         if isinstance(error, errors.StoreError):
             failed[target] = error
         elif error is not None:
@@ -431,10 +450,10 @@ def _remove_quietly(target):
     # With the OSD gone, librbd can wait on the image beyond every Ceph
     # timeout: stop waiting so the import still fails in bounded time.
     # The next import of the image removes what is left.
-    remover = threading.Thread(target=_remove_logged, args=(target,),
-                               daemon=True)
+    remover = native.threading.Thread(target=_remove_logged,
+                                      args=(target,), daemon=True)
     remover.start()
-    remover.join(_REMOVE_TIMEOUTS * target.op_timeout or None)
+    native.call(remover.join, _REMOVE_TIMEOUTS * target.op_timeout or None)
     if remover.is_alive():
         LOG.error('Could not remove RBD image %(name)s from store '
                   '%(store)s: no answer from Ceph within %(secs)d s. It '

@@ -21,12 +21,12 @@ with a bounded number in flight.
 
 import errno
 import math
-import threading
 import urllib.parse
 
 from oslo_log import log as logging
 
 from glance_sparse_import import errors
+from glance_sparse_import import native
 
 try:
     import rados
@@ -69,7 +69,9 @@ class RbdTarget(object):
         self.fsid = None
         self.bytes_written = 0
         self._timeout = op_timeout
-        self._slots = threading.BoundedSemaphore(writes_in_flight)
+        # Released by librbd's own threads: a real semaphore, never a
+        # green one (see native).
+        self._slots = native.threading.BoundedSemaphore(writes_in_flight)
         self._depth = writes_in_flight
         self._error = None
         self._client = None

@@ -26,7 +26,6 @@ import shutil
 import subprocess
 import sys
 import tempfile
-import time
 
 from oslo_concurrency import processutils
 from oslo_log import log as logging
@@ -34,6 +33,7 @@ from oslo_utils import units
 
 from glance_sparse_import import errors
 from glance_sparse_import import inspection
+from glance_sparse_import import native
 from glance_sparse_import.sources.base import Chunk
 from glance_sparse_import.sources.base import requests
 
@@ -181,19 +181,19 @@ class NbdSource:
                  'json:' + json.dumps(spec)])
 
     def _connect(self, sock):
-        deadline = time.monotonic() + START_TIMEOUT
+        deadline = native.time.monotonic() + START_TIMEOUT
         while True:
             if self._proc.poll() is not None:
                 text = self._log_stderr(logging.ERROR) or ''
                 raise errors.SourceError(
                     'qemu-nbd cannot open the image: %s'
                     % inspection.qemu_reason(text, self._path))
-            if time.monotonic() > deadline:
+            if native.time.monotonic() > deadline:
                 raise errors.SourceError('qemu-nbd did not start in time')
             h = self._try_connect(sock, deadline)
             if h is not None:
                 return h
-            time.sleep(0.01)
+            native.time.sleep(0.01)
 
     def _try_connect(self, sock, deadline):
         """Return a connected handle, or None if qemu-nbd is not ready."""
@@ -205,7 +205,7 @@ class NbdSource:
         try:
             h.aio_connect_unix(sock)
             while h.aio_is_connecting():
-                if time.monotonic() > deadline:
+                if native.time.monotonic() > deadline:
                     return None
                 h.poll(100)
         except nbd.Error as e:
