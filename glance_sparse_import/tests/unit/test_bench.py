@@ -181,8 +181,7 @@ def test_sampler_sees_worker_and_helper_memory(tmp_path):
 
 
 def _load_tool():
-    if not os.path.exists(TOOL):
-        pytest.skip('tools/bench-import not in this tree')
+    assert os.path.exists(TOOL), 'tools/bench-import not in this tree'
     loader = importlib.machinery.SourceFileLoader('bench_import', TOOL)
     spec = importlib.util.spec_from_loader('bench_import', loader)
     module = importlib.util.module_from_spec(spec)

@@ -29,8 +29,12 @@ PACKAGE = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.abspath(__file__))))
 DOC = os.path.join(os.path.dirname(PACKAGE), 'doc', 'source')
 
-pytestmark = pytest.mark.skipif(not os.path.isdir(DOC),
-                                reason='no doc/source next to the package')
+
+@pytest.fixture(autouse=True)
+def _doc_tree():
+    # The tests run from a checkout: a missing doc tree is a broken one.
+    assert os.path.isdir(DOC), 'no doc/source next to the package'
+
 
 # Calls whose first argument ends up in a task message.
 _ERROR_CALLS = {'InvalidImage', 'SourceError', 'StoreError', '_fail',
