@@ -64,7 +64,7 @@ _local = threading.local()
 
 
 def server():
-    """Which kind of server this process is, for the logs and ``check``."""
+    """Which kind of server this process is, for the API log."""
     if green():
         return "eventlet (Glance's glance-api)"
     return 'native threads (uWSGI, mod_wsgi or a command)'

@@ -450,11 +450,9 @@ def _remove_quietly(target):
     # With the OSD gone, librbd can wait on the image beyond every Ceph
     # timeout: stop waiting so the import still fails in bounded time.
     # The next import of the image removes what is left.
-    remover = native.threading.Thread(target=_remove_logged,
-                                      args=(target,), daemon=True)
-    remover.start()
-    native.call(remover.join, _REMOVE_TIMEOUTS * target.op_timeout or None)
-    if remover.is_alive():
+    remover = native.Worker(lambda _cancelled: _remove_logged(target),
+                            'remove-%s' % target.name)
+    if not remover.wait(_REMOVE_TIMEOUTS * target.op_timeout or None):
         LOG.error('Could not remove RBD image %(name)s from store '
                   '%(store)s: no answer from Ceph within %(secs)d s. It '
                   'stays in pool %(pool)s until the next import of this '
