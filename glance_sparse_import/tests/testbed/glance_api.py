@@ -10,13 +10,21 @@
 #    License for the specific language governing permissions and limitations
 #    under the License.
 
-"""A real Glance API served by uWSGI, configured for a test.
+"""A real Glance API, served by uWSGI or by Glance's eventlet server.
 
 Everything lives in one work directory: configuration, sqlite database,
 staging area, file stores and logs. Binaries come from the virtualenv of the
 running interpreter.
+
+Up to 2026.1 (Glance 32) Glance also ships its own eventlet server,
+``glance-api``, which monkey-patches ``threading``; RHOSO, Kolla, RDO,
+TripleO and Debian run that one. ``server='eventlet'`` starts it as they do:
+``glance-api --config-file glance-api.conf --config-file
+glance-image-import.conf`` (TripleO, RDO) or, with ``config_dir``,
+``glance-api --config-dir DIR`` over a conf.d directory (RHOSO, Kolla).
 """
 
+import importlib.metadata
 import importlib.util
 import json
 import os
@@ -86,6 +94,24 @@ def wsgi_application():
     return {'wsgi-file': script}
 
 
+# The last Glance major version with the eventlet ``glance-api`` server
+# (2026.1); Glance 33 removed it.
+LAST_EVENTLET_GLANCE = 32
+SERVERS = ('uwsgi', 'eventlet')
+
+
+def glance_major():
+    """Major version of the installed Glance."""
+    return int(importlib.metadata.version('glance').split('.')[0])
+
+
+def available_servers():
+    """The servers the installed Glance can run under, uWSGI first."""
+    if glance_major() <= LAST_EVENTLET_GLANCE:
+        return list(SERVERS)
+    return ['uwsgi']
+
+
 class GlanceAPIError(Exception):
     """The API did not start or answered unexpectedly."""
 
@@ -108,7 +134,7 @@ def _ini(sections):
 
 
 class GlanceAPI(object):
-    """Glance API under uWSGI.
+    """Glance API under uWSGI or Glance's own eventlet server.
 
     :param workdir: directory owned by this API (created if missing)
     :param stores: ``{name: store}``, where a store is a
@@ -131,6 +157,11 @@ class GlanceAPI(object):
     :param region: region of this API in the service catalog
     :param remote_regions: ``{region: Glance URL}`` of other regions, also
         in the catalog (``glance-download`` reads from them)
+    :param server: ``'uwsgi'`` or ``'eventlet'`` (Glance's ``glance-api``,
+        up to Glance 32)
+    :param config_dir: with the eventlet server, read the configuration
+        from a conf.d directory (``--config-dir``) as RHOSO and Kolla lay
+        it out, instead of ``--config-file`` per file
     """
 
     def __init__(self, workdir, stores, default_store=None,
@@ -138,7 +169,14 @@ class GlanceAPI(object):
                  thin_provisioning=True, multistore=True,
                  rbd_chunk_size=8, rados_connect_timeout=60, workers=2,
                  debug=True, extra_conf=None, extra_import_conf=None,
-                 database=None, region='RegionOne', remote_regions=None):
+                 database=None, region='RegionOne', remote_regions=None,
+                 server='uwsgi', config_dir=False):
+        if server not in SERVERS:
+            raise ValueError('server %r: one of %s' % (server, SERVERS))
+        if config_dir and server != 'eventlet':
+            raise ValueError('config_dir needs the eventlet server')
+        self.server = server
+        self.config_dir = config_dir
         self.workdir = os.path.abspath(workdir)
         self.stores = dict(stores)
         if not self.stores:
@@ -159,8 +197,13 @@ class GlanceAPI(object):
         self.etc_dir = os.path.join(self.workdir, 'etc')
         self.staging_dir = os.path.join(self.workdir, 'staging')
         self.log_path = os.path.join(self.workdir, 'glance-api.log')
-        self.uwsgi_log_path = os.path.join(self.workdir, 'uwsgi.log')
-        self.pid_path = os.path.join(self.workdir, 'uwsgi.pid')
+        # What the server writes outside Glance's log (uWSGI's own log,
+        # the eventlet server's stderr).
+        self.server_log_path = os.path.join(self.workdir, '%s.log' % server)
+        self.uwsgi_log_path = self.server_log_path
+        # The pid of uWSGI's master or of glance-api's parent: its workers
+        # are its children.
+        self.pid_path = os.path.join(self.workdir, '%s.pid' % server)
         self.db_path = os.path.join(self.workdir, 'glance.sqlite')
         # Wait for a lock up to 60 s, not sqlite's 5, under load (which
         # does not cover every lock: see mariadb.py).
@@ -171,7 +214,7 @@ class GlanceAPI(object):
         self._proc = None
 
     def __repr__(self):
-        return '<GlanceAPI %s>' % self.url
+        return '<GlanceAPI %s under %s>' % (self.url, self.server)
 
     def __enter__(self):
         self.start()
@@ -215,6 +258,10 @@ class GlanceAPI(object):
                 '[glance-direct,web-download,copy-image]',
             'show_image_direct_url': True,
         }
+        if self.server == 'eventlet':
+            default.update({'bind_host': '127.0.0.1',
+                            'bind_port': self.port,
+                            'workers': self.workers})
         sections = [
             ('DEFAULT', default),
             ('database', {'connection': self.database}),
@@ -337,11 +384,34 @@ class GlanceAPI(object):
             'glance-image-import.conf': _ini(self._import_sections()),
             'glance-api-paste.ini': PASTE_INI % {
                 'catalog': json.dumps(self.service_catalog())},
-            'uwsgi.ini': self._uwsgi_ini(),
         }
+        if self.server == 'uwsgi':
+            files['uwsgi.ini'] = self._uwsgi_ini()
+        if self.config_dir:
+            # RHOSO's and Kolla's layout: no glance-api.conf, every file in
+            # one directory, read in name order.
+            os.makedirs(self.conf_d, exist_ok=True)
+            files[os.path.join(self.conf_d, '00-config.conf')] = files.pop(
+                'glance-api.conf')
+            files[os.path.join(self.conf_d, '02-config.conf')] = files.pop(
+                'glance-image-import.conf')
         for name, text in files.items():
             with open(os.path.join(self.etc_dir, name), 'w') as f:
                 f.write(text)
+
+    @property
+    def conf_d(self):
+        """The conf.d directory of a ``config_dir`` API."""
+        return os.path.join(self.etc_dir, 'glance.conf.d')
+
+    def config_args(self):
+        """How Glance's services are told where the configuration is."""
+        if self.config_dir:
+            return ['--config-dir', self.conf_d]
+        args = []
+        for name in ('glance-api.conf', 'glance-image-import.conf'):
+            args += ['--config-file', os.path.join(self.etc_dir, name)]
+        return args
 
     def service_catalog(self):
         """The catalog the auth filter gives every request context."""
@@ -365,9 +435,8 @@ class GlanceAPI(object):
             # db_sync is idempotent; a sqlite file needs it only once.
             if (not self.database.startswith('sqlite:') or
                     not os.path.exists(self.db_path)):
-                procs.run([procs.bin_path('glance-manage'), '--config-file',
-                           os.path.join(self.etc_dir, 'glance-api.conf'),
-                           'db_sync'], timeout=120)
+                procs.run([procs.bin_path('glance-manage')] +
+                          self.config_args() + ['db_sync'], timeout=120)
             try:
                 log_offset = os.path.getsize(self.uwsgi_log_path)
             except OSError:
@@ -385,24 +454,32 @@ class GlanceAPI(object):
                 if (port_chosen or attempt == 2 or
                         'Address already in use' not in log):
                     raise GlanceAPIError(
-                        '%s\n--- uwsgi.log ---\n%s\n--- glance-api.log ---\n%s'
-                        % (e, log[-4000:], self.log_text()[-4000:]))
+                        '%s\n--- %s ---\n%s\n--- glance-api.log ---\n%s'
+                        % (e, os.path.basename(self.server_log_path),
+                           log[-4000:], self.log_text()[-4000:]))
 
     def _spawn(self):
-        with open(self.uwsgi_log_path, 'ab') as log:
+        if self.server == 'uwsgi':
+            cmd = [procs.bin_path('uwsgi'), '--ini',
+                   os.path.join(self.etc_dir, 'uwsgi.ini')]
+        else:
+            cmd = [procs.bin_path('glance-api')] + self.config_args()
+        with open(self.server_log_path, 'ab') as log:
             self._proc = subprocess.Popen(
-                [procs.bin_path('uwsgi'), '--ini',
-                 os.path.join(self.etc_dir, 'uwsgi.ini')],
-                stdin=subprocess.DEVNULL, stdout=log, stderr=log,
+                cmd, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                 start_new_session=True)
+        if self.server == 'eventlet':
+            with open(self.pid_path, 'w') as f:
+                f.write('%d\n' % self._proc.pid)
 
     def _ready(self):
         if self._proc.poll() is not None:
-            raise _Exited('uwsgi exited %d' % self._proc.returncode)
+            raise _Exited('%s exited %d' % (self.server,
+                                            self._proc.returncode))
         return self.request('GET', '/versions', timeout=5)[0] == 200
 
     def stop(self, timeout=30):
-        """Stop uWSGI and every process it started; wait for them."""
+        """Stop the server and every process it started; wait for them."""
         if self._proc is None:
             return
         proc, self._proc = self._proc, None
@@ -413,7 +490,7 @@ class GlanceAPI(object):
             except subprocess.TimeoutExpired:
                 pass
         # Workers and their children (qemu-img, qemu-nbd) share the session
-        # started for uWSGI; leave nothing behind.
+        # started for the server; leave nothing behind.
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
@@ -425,7 +502,7 @@ class GlanceAPI(object):
             pass
 
     def kill(self):
-        """SIGKILL uWSGI, its workers and their children, as a crash."""
+        """SIGKILL the server, its workers and their children (a crash)."""
         if self._proc is not None:
             try:
                 os.killpg(self._proc.pid, signal.SIGKILL)
