@@ -608,8 +608,9 @@ def _config_options(parser, dest):
 
 
 def build_parser():
+    # No abbreviations: --conf of import would be ambiguous here.
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=PROG, allow_abbrev=False,
         description='Inspect a disk image, or import it into a Ceph RBD '
                     'pool, exactly as the sparse_rbd_import Glance plugin '
                     'would.')
