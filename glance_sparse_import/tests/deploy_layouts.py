@@ -149,8 +149,8 @@ def tripleo(root, import_plugins=(PLUGIN,), sparse_upload=False,
 
 # --- RHOSO 18 (openstack-k8s-operators/glance-operator) --------------------
 
-_RHOSO_DB = ('mysql+pymysql://glance_1a2b:secret@openstack.openstack.svc/'
-              'glance?read_default_file=/etc/my.cnf')
+_RHOSO_DB = ('mysql+pymysql://glance_1a2b:secret@openstack.openstack.svc'
+             '/glance?read_default_file=/etc/my.cnf')
 
 
 def _rhoso_defaults(image_conversion):
