@@ -160,8 +160,11 @@ def servers():
     if top is None:
         return []
     scripts = _console_scripts()
+    major = glance_release().major
     found = []
-    if os.path.isfile(os.path.join(top, 'cmd', 'api.py')):
+    # Glance 33 keeps a glance-api program that only says it was removed.
+    if (os.path.isfile(os.path.join(top, 'cmd', 'api.py')) and
+            major is not None and major <= LAST_EVENTLET_SERVER):
         found.append('glance-api, its own eventlet server (Glance %d and '
                      'older; the plugin runs under it)'
                      % LAST_EVENTLET_SERVER)

@@ -86,3 +86,13 @@ def test_describe_timeout(value, start):
 def test_tripleo_plugin_list(plugins, sparse, nova_rbd, want):
     # tripleo-heat-templates' force_image_conversion_plugin condition.
     assert deploy_layouts.tripleo_plugins(plugins, sparse, nova_rbd) == want
+
+
+def test_servers_of_the_installed_glance():
+    servers = deployment.servers()
+    release = deployment.glance_release()
+    eventlet = any(s.startswith('glance-api,') for s in servers)
+    # Glance 33 removed its eventlet server (its glance-api only says so).
+    assert eventlet is (release.major <= deployment.LAST_EVENTLET_SERVER)
+    if release.major >= 30:
+        assert any('glance.wsgi.api:application' in s for s in servers)
