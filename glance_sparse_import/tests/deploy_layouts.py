@@ -366,11 +366,14 @@ def kolla(root, plugins=(PLUGIN,), thin=True):
 
 # --- Debian 12 packages ----------------------------------------------------
 
-def debian(root, plugins=(PLUGIN,), thin=True):
+def debian(root, plugins=(PLUGIN,), thin=True, import_conf_plugins=None):
     """/etc/glance/glance-api.conf of Debian's glance-api package.
 
     Its init script starts ``glance-api --config-file
     /etc/glance/glance-api.conf``: the plugin list must be in that file.
+    ``plugins`` None leaves it out; ``import_conf_plugins`` puts a list in
+    the glance-image-import.conf the package also installs, which that
+    service never reads.
     """
     lines = ['[DEFAULT]',
              'enabled_backends = ceph:rbd',
@@ -385,9 +388,16 @@ def debian(root, plugins=(PLUGIN,), thin=True):
              'rados_connect_timeout = 60']
     if thin:
         lines.append('rbd_thin_provisioning = True')
-    lines += ['',
-              '[image_import_opts]',
-              'image_import_plugins = %s' % _python_list(plugins),
-              '']
-    path = _write(root, '/etc/glance/glance-api.conf', '\n'.join(lines))
-    return Layout([path], ['--config-file', path])
+    if plugins is not None:
+        lines += ['',
+                  '[image_import_opts]',
+                  'image_import_plugins = %s' % _python_list(plugins)]
+    path = _write(root, '/etc/glance/glance-api.conf',
+                  '\n'.join(lines) + '\n')
+    files = [path]
+    if import_conf_plugins is not None:
+        files.append(_write(
+            root, '/etc/glance/glance-image-import.conf',
+            '[image_import_opts]\nimage_import_plugins = %s\n'
+            % _python_list(import_conf_plugins)))
+    return Layout(files, ['--config-file', path])

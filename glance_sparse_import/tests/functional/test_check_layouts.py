@@ -106,6 +106,16 @@ def test_debian_glance_api_conf(tmp_path):
     assert report['stores'][0]['timeout'].startswith('60 s')
 
 
+def test_debian_never_reads_glance_image_import_conf(tmp_path):
+    # The list where the other tools put it is not enabled on Debian.
+    layout = deploy_layouts.debian(str(tmp_path), plugins=None,
+                                   import_conf_plugins=['sparse_rbd_import'])
+    res, report = run_check(layout.args)
+    assert res.returncode == cli.EXIT_ERROR
+    assert report['plugins']['list'] == []
+    assert 'sparse_rbd_import is not listed' in res.stderr
+
+
 def test_tripleo_extra_config_thin_provisioning(tmp_path):
     layout = deploy_layouts.tripleo(str(tmp_path), thin_extra_config=True)
     with open(layout.files[1]) as f:
