@@ -39,6 +39,7 @@ import os
 Layout = collections.namedtuple('Layout', 'files args')
 
 PLUGIN = 'sparse_rbd_import'
+CEPH_CONF = '/etc/ceph/ceph.conf'
 
 
 def _write(root, path, text):
@@ -75,19 +76,22 @@ def _puppet_value(value):
 
 
 def tripleo(root, import_plugins=(PLUGIN,), sparse_upload=False,
-            thin_extra_config=False, nova_rbd=False, timeout=None):
+            thin_extra_config=False, nova_rbd=False, timeout=None,
+            ceph_conf=CEPH_CONF):
     """glance-api.conf and glance-image-import.conf of TripleO 17.1.
 
     ``import_plugins`` is GlanceImageImportPlugins, ``sparse_upload``
     GlanceSparseUploadEnabled, ``thin_extra_config`` the ExtraConfig
     ``glance::backend::rbd::rbd_thin_provisioning: true``; ``timeout`` a
-    ``glance::backend::rbd::rados_connect_timeout``.
+    ``glance::backend::rbd::rados_connect_timeout``; ``ceph_conf`` the
+    ceph.conf of the cluster (every layout takes it, to be loaded against
+    a test cluster).
     """
     plugins = tripleo_plugins(list(import_plugins), sparse_upload, nova_rbd)
     # puppet-glance: sprintf('[%s]', join(any2array($plugins), ',')).
     rendered = '[%s]' % ','.join(plugins)
     backend = {
-        'rbd_store_ceph_conf': '/etc/ceph/ceph.conf',
+        'rbd_store_ceph_conf': ceph_conf,
         'rbd_store_user': 'openstack',
         'rbd_store_pool': 'images',
         'store_description': 'RBD store',
@@ -260,14 +264,15 @@ barbican_region_name = regionOne
 ''' % {'plugins': plugins, 'db': _RHOSO_DB}
 
 
-def rhoso_custom_service_config(plugins=(PLUGIN,), thin=True, timeout=None):
+def rhoso_custom_service_config(plugins=(PLUGIN,), thin=True, timeout=None,
+                                ceph_conf=CEPH_CONF):
     """The GlanceAPI ``customServiceConfig`` the RHOSO guide gives."""
     lines = ['[DEFAULT]',
              'enabled_backends = default_backend:rbd',
              '[glance_store]',
              'default_backend = default_backend',
              '[default_backend]',
-             'rbd_store_ceph_conf = /etc/ceph/ceph.conf',
+             'rbd_store_ceph_conf = %s' % ceph_conf,
              'store_description = "RBD backend"',
              'rbd_store_pool = images',
              'rbd_store_user = openstack']
@@ -282,7 +287,7 @@ def rhoso_custom_service_config(plugins=(PLUGIN,), thin=True, timeout=None):
 
 
 def rhoso(root, plugins=(PLUGIN,), thin=True, timeout=None,
-          image_conversion=True):
+          image_conversion=True, ceph_conf=CEPH_CONF):
     """/etc/glance/glance.conf.d of a RHOSO 18 glance-api pod.
 
     ``plugins`` None leaves the list out of customServiceConfig.
@@ -292,7 +297,8 @@ def rhoso(root, plugins=(PLUGIN,), thin=True, timeout=None,
         _write(root, confd + '/00-config.conf',
                _rhoso_defaults(image_conversion)),
         _write(root, confd + '/02-config.conf',
-               rhoso_custom_service_config(plugins, thin, timeout)),
+               rhoso_custom_service_config(plugins, thin, timeout,
+                                           ceph_conf)),
         # customServiceConfigSecrets: none given, the file is empty.
         _write(root, confd + '/03-config.conf', ''),
     ]
@@ -302,7 +308,7 @@ def rhoso(root, plugins=(PLUGIN,), thin=True, timeout=None,
 
 # --- Kolla-Ansible ---------------------------------------------------------
 
-def kolla(root, plugins=(PLUGIN,), thin=True):
+def kolla(root, plugins=(PLUGIN,), thin=True, ceph_conf=CEPH_CONF):
     """glance-api.conf and glance.conf.d of Kolla's glance_api container.
 
     glance-api.conf is ansible/roles/glance/templates/glance-api.conf.j2
@@ -315,7 +321,7 @@ def kolla(root, plugins=(PLUGIN,), thin=True):
     rbd = ['[rbd]',
            'rbd_store_user = glance',
            'rbd_store_pool = images',
-           'rbd_store_ceph_conf = /etc/ceph/ceph.conf']
+           'rbd_store_ceph_conf = %s' % ceph_conf]
     if thin:
         rbd.append('rbd_thin_provisioning = True')
     api = '\n'.join([
@@ -366,7 +372,8 @@ def kolla(root, plugins=(PLUGIN,), thin=True):
 
 # --- Debian 12 packages ----------------------------------------------------
 
-def debian(root, plugins=(PLUGIN,), thin=True, import_conf_plugins=None):
+def debian(root, plugins=(PLUGIN,), thin=True, import_conf_plugins=None,
+           ceph_conf=CEPH_CONF):
     """/etc/glance/glance-api.conf of Debian's glance-api package.
 
     Its init script starts ``glance-api --config-file
@@ -384,7 +391,7 @@ def debian(root, plugins=(PLUGIN,), thin=True, import_conf_plugins=None):
              '[ceph]',
              'rbd_store_pool = images',
              'rbd_store_user = glance',
-             'rbd_store_ceph_conf = /etc/ceph/ceph.conf',
+             'rbd_store_ceph_conf = %s' % ceph_conf,
              'rados_connect_timeout = 60']
     if thin:
         lines.append('rbd_thin_provisioning = True')

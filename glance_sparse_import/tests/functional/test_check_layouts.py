@@ -212,3 +212,55 @@ def test_missing_binding_names_its_package(tmp_path, module, package):
     assert module in [r['name'] for r in report['requirements_missing']]
     assert '%s (module' % module in res.stderr
     assert 'install %s (Debian, Ubuntu, RHEL 9)' % package in res.stderr
+
+
+# Glance's own start-up reading of a layout: its parse_args, then
+# glance_store's RBD driver configured from the store's section against a
+# test cluster (which connects to learn the fsid). No file store is made,
+# so nothing is created outside the test's directory.
+_GLANCE_LOADS = '''
+import json
+import sys
+
+from oslo_config import cfg
+
+from glance.async_.flows import api_image_import  # noqa: the plugin list
+from glance.common import config
+import glance_store
+from glance_store._drivers import rbd
+
+CONF = cfg.CONF
+config.parse_args(args=sys.argv[1:])
+glance_store.register_store_opts(CONF)
+stores = {}
+for name, kind in CONF.enabled_backends.items():
+    if kind == 'rbd':
+        store = rbd.Store(CONF, backend=name)
+        store.configure()
+        stores[name] = {'pool': store.pool, 'user': store.user,
+                        'thin': store.thin_provisioning,
+                        'url_prefix': store.url_prefix}
+print(json.dumps({'plugins': CONF.image_import_opts.image_import_plugins,
+                  'stores': stores}))
+'''
+
+
+@pytest.mark.parametrize('tool', ['rhoso', 'kolla', 'tripleo', 'debian'])
+def test_glance_reads_what_check_reports(tmp_path, ceph_cluster, tool):
+    render = getattr(deploy_layouts, tool)
+    kwargs = {'thin_extra_config': True} if tool == 'tripleo' else {}
+    layout = render(str(tmp_path), ceph_conf=ceph_cluster.conf_path,
+                    **kwargs)
+    res = subprocess.run([sys.executable, '-c', _GLANCE_LOADS] + layout.args,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-3000:]
+    glance = json.loads(res.stdout.strip().splitlines()[-1])
+    _res, report = run_check(layout.args)
+    assert glance['plugins'] == report['plugins']['list']
+    assert sorted(glance['stores']) == sorted(
+        s['name'] for s in report['stores'])
+    for store in report['stores']:
+        seen = glance['stores'][store['name']]
+        assert seen['thin'] is store['rbd_thin_provisioning'] is True
+        assert (seen['pool'], seen['user']) == (store['pool'], store['user'])
+        assert seen['url_prefix'].startswith('rbd://')
