@@ -258,6 +258,48 @@ def configured_import_plugins():
     return list(CONF.image_import_opts.image_import_plugins)
 
 
+@contextlib.contextmanager
+def _quiet(*names):
+    """Keep the loggers ``names`` to critical messages meanwhile."""
+    loggers = [logging.getLogger(name).logger for name in names]
+    levels = [logger.level for logger in loggers]
+    for logger in loggers:
+        logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        for logger, level in zip(loggers, levels):
+            logger.setLevel(level)
+
+
+def configured_rbd_stores():
+    """The RBD stores the configuration names, with their option groups.
+
+    Registers glance_store's options as Glance does, without configuring
+    the stores (which would connect to Ceph).
+
+    :returns: a list of ``(name, group)``; name None for single-store Glance
+    :raises ImportError, cfg.Error: Glance or glance_store lacks the options
+    """
+    CONF.import_opt('enabled_backends', 'glance.common.config')
+    backends = CONF.enabled_backends or {}
+    with _quiet('stevedore', 'glance_store'):
+        # glance_store loads every driver for its options and logs those
+        # whose libraries are absent (cinder without os-brick...).
+        if backends:
+            importlib.import_module('glance_store.multi_backend') \
+                .register_store_opts(CONF)
+        else:
+            importlib.import_module('glance_store.backend') \
+                .register_opts(CONF)
+    if backends:
+        return [(name, getattr(CONF, name))
+                for name, kind in backends.items() if kind == 'rbd']
+    if CONF.glance_store.default_store == 'rbd':
+        return [(None, CONF.glance_store)]
+    return []
+
+
 def uploads_in_parallel(method, stores):
     """Whether Glance uploads ``stores`` with its parallel import."""
     parallel = _deferred.load().parallel_api_image_import

@@ -40,6 +40,9 @@ PACKAGES=(
     procps
     # pbr takes the version from git; bench-import records the commit.
     git
+    # The RPM of packaging/rpm, built and read back by the tests: rpmbuild
+    # and rpm (rpm), and rpm2cpio for its payload.
+    rpm rpm2cpio
     # Virtualenvs, and a compiler for uWSGI, which PyPI ships as source.
     python3 python3-venv python3-dev build-essential ca-certificates
 )

@@ -19,6 +19,7 @@ hashing, so what they print is what the plugin would do with that file.
 """
 
 import argparse
+import glob
 import hashlib
 import json
 import logging
@@ -33,6 +34,7 @@ from oslo_utils import units
 import pbr.version
 
 from glance_sparse_import import copy
+from glance_sparse_import import deployment
 from glance_sparse_import import errors
 from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
@@ -159,13 +161,32 @@ class _ProgressHasher(object):
             self._next = time.monotonic() + PROGRESS_INTERVAL
 
 
-def _configure(config_files):
+def _configure(sources):
+    """Parse the configuration as Glance's services do.
+
+    ``sources`` are ``(option, path)`` pairs in command line order, option
+    '--config-file' or '--config-dir': oslo.config reads them in that
+    order, a directory's ``*.conf`` files sorted by name, later values
+    overriding earlier ones.
+    """
     opts.register_opts(CONF)
+    args = [item for source in sources for item in source]
     try:
-        CONF(args=[], project='glance', prog=PROG,
-             default_config_files=config_files, default_config_dirs=[])
+        CONF(args=args, project='glance', prog=PROG,
+             default_config_files=[], default_config_dirs=[])
     except cfg.Error as e:
         raise CommandError('bad configuration: %s' % e)
+
+
+def _files_read(sources):
+    """The files the configuration came from, in the order read."""
+    files = []
+    for option, path in sources:
+        if option == '--config-dir':
+            files.extend(sorted(glob.glob(os.path.join(path, '*.conf'))))
+        else:
+            files.append(path)
+    return files
 
 
 def _check_readable(path):
@@ -397,62 +418,203 @@ def _load_plugin(args):
     args.load_errors = failures
 
 
+def _glance_report():
+    release = deployment.glance_release()
+    problems, warnings = [], []
+    supported = 'Glance %d to %d' % (deployment.OLDEST, deployment.NEWEST)
+    if release.status == 'absent':
+        problems.append('Glance is not installed for %s' % sys.executable)
+    elif release.status == 'older':
+        problems.append('Glance %s is older than the supported range (%s)'
+                        % (release.version, supported))
+    elif release.status == 'newer':
+        warnings.append('Glance %s is newer than the supported range (%s): '
+                        'not tested' % (release.version, supported))
+    return {'version': release.version, 'series': release.series,
+            'status': release.status, 'supported': supported,
+            'servers': deployment.servers()}, problems, warnings
+
+
+def _plugins_report():
+    """The configured plugin list and what its order means."""
+    try:
+        plugins = glance_compat.configured_import_plugins()
+    except Exception as e:
+        return None, [], ['image_import_plugins not read: %s' % e]
+    notes = deployment.order_notes(plugins)
+    problems = [n.text for n in notes if n.problem]
+    return ({'list': plugins,
+             'order': [{'what': n.key, 'text': n.text, 'problem': n.problem}
+                       for n in notes]}, problems, [])
+
+
+def _stores_report():
+    """Every configured RBD store's thin provisioning and timeout."""
+    try:
+        stores_found = glance_compat.configured_rbd_stores()
+    except Exception as e:
+        return [], ['RBD stores not read: %s' % e], []
+    bound = CONF.sparse_rbd_import.ceph_op_timeout
+    reports, problems, warnings = [], [], []
+    for name, group in stores_found:
+        label = name or '[glance_store] (single store)'
+        timeout = int(group.rados_connect_timeout)
+        thin = bool(group.rbd_thin_provisioning)
+        reports.append({
+            'name': name, 'pool': group.rbd_store_pool,
+            'user': group.rbd_store_user,
+            'ceph_conf': group.rbd_store_ceph_conf,
+            'rbd_thin_provisioning': thin,
+            'rados_connect_timeout': timeout,
+            'timeout': deployment.describe_timeout(timeout, bound)})
+        if not thin:
+            warnings.append(
+                'store %s: rbd_thin_provisioning is off: the plugin writes '
+                'sparse, but glance_store writes every zero of copy-image '
+                'and plain uploads' % label)
+    if not stores_found:
+        problems.append('no RBD store is configured (enabled_backends, or '
+                        '[glance_store] default_store): give every file '
+                        'Glance reads')
+    return reports, problems, warnings
+
+
+def _requirements_report(path=None):
+    missing = deployment.find_missing(path)
+    report = [{'name': m.requirement.name, 'kind': m.requirement.kind,
+               'reason': m.reason, 'purpose': m.requirement.purpose,
+               'debian': m.requirement.debian, 'rhel': m.requirement.rhel}
+              for m in missing]
+    problems = ['%s (%s, %s: %s) is missing: %s' % (
+        m.requirement.name, m.requirement.kind, m.requirement.purpose,
+        m.reason, deployment.install_hint(m.requirement, sys.executable))
+        for m in missing]
+    return report, problems
+
+
 def do_check(args):
     """Say whether the plugin loads and what it lacks here."""
+    sources = args.config
     failures = args.load_errors
+    problems = []
+    warnings = []
+    if not args.loaded:
+        problems.append('the plugin does not load: %s' %
+                        ('; '.join(failures) or 'no entry point'))
+    glance, found, warned = _glance_report()
+    problems += found
+    warnings += warned
+    requirements, found = _requirements_report()
+    problems += found
+    modules = {r.name for r in deployment.REQUIREMENTS if r.kind == 'module'}
+    internals = [p for p in glance_compat.problems()
+                 if p.split(' (')[0] not in
+                 {'Python module %s' % m for m in modules}]
+    problems += ['Glance internal missing: %s' % p for p in internals]
+    plugins = stores_found = None
+    if sources:
+        plugins, found, warned = _plugins_report()
+        problems += found
+        warnings += warned
+        stores_found, found, warned = _stores_report()
+        problems += found
+        warnings += warned
     report = {'loaded': args.loaded, 'load_errors': failures,
-              'missing': glance_compat.problems(),
+              'config_files': _files_read(sources),
+              'glance': glance, 'missing': internals,
+              'requirements_missing': requirements,
               'fallbacks': glance_compat.describe(),
-              'enabled': _plugin_enabled(args.config_file)}
-    report['ok'] = (report['loaded'] and not report['missing'] and
-                    report['enabled'] is not False)
+              'plugins': plugins, 'stores': stores_found,
+              'enabled': (None if plugins is None else
+                          deployment.PLUGIN_NAME in plugins['list']),
+              'problems': problems, 'warnings': warnings,
+              'ok': not problems}
     if args.json:
         print(json.dumps(report, indent=2, sort_keys=True))
     else:
-        print('plugin %s (%s): %s' % (
-            PLUGIN_NAME, PLUGIN_NAMESPACE,
-            'loads' if report['loaded'] else 'does NOT load'))
-        for failure in failures:
-            print('  load error: %s' % failure)
-        for what, choice in sorted(report['fallbacks'].items()):
-            print('%s: %s' % (what, choice))
-        if report['enabled'] is None:
-            print('image_import_plugins: not read (no Glance or no '
-                  '--config-file)')
-        else:
-            print('image_import_plugins lists %s: %s' % (
-                PLUGIN_NAME, 'yes' if report['enabled'] else 'NO'))
-        for problem in report['missing']:
-            print('missing: %s' % problem)
-        print('OK: imports to RBD stores will use the plugin' if
-              report['ok'] else
-              'NOT OK: imports to RBD stores will fail or bypass the plugin')
-    if not report['ok']:
-        raise CommandError('the plugin cannot run here')
+        _print_check(report)
+    if problems:
+        raise CommandError('the plugin cannot run here: %s' %
+                           '; '.join(problems))
 
 
-def _plugin_enabled(config_files):
-    """Whether the configuration names the plugin; None when unknown."""
-    if not config_files:
-        return None
-    try:
-        return PLUGIN_NAME in glance_compat.configured_import_plugins()
-    except Exception:
-        return None
+def _print_check(report):
+    print('plugin %s (%s): %s' % (
+        PLUGIN_NAME, PLUGIN_NAMESPACE,
+        'loads' if report['loaded'] else 'does NOT load'))
+    for failure in report['load_errors']:
+        print('  load error: %s' % failure)
+    glance = report['glance']
+    if glance['version']:
+        print('Glance %s (%s): %s' % (
+            glance['version'], glance['series'] or 'unknown series',
+            {'supported': 'supported (%s)' % glance['supported'],
+             'older': 'NOT supported, older than %s' % glance['supported'],
+             'newer': 'newer than %s, not tested' % glance['supported']
+             }[glance['status']]))
+    for server in glance['servers']:
+        print('  server: %s' % server)
+    for what, choice in sorted(report['fallbacks'].items()):
+        print('%s: %s' % (what, choice))
+    if report['config_files']:
+        print('configuration read, in order: %s' %
+              ', '.join(report['config_files']))
+    plugins = report['plugins']
+    if plugins is None:
+        print('image_import_plugins: not read (give the files or the '
+              'directory Glance reads with --config-file or --config-dir)')
+    else:
+        print('image_import_plugins = %s' % plugins['list'])
+        for note in plugins['order']:
+            print('  order: %s' % note['text'])
+    for store in report['stores'] or ():
+        print('RBD store %s: pool %s, rbd_thin_provisioning %s, '
+              'rados_connect_timeout %s' % (
+                  store['name'] or '[glance_store]', store['pool'],
+                  store['rbd_thin_provisioning'], store['timeout']))
+    for warning in report['warnings']:
+        print('warning: %s' % warning)
+    if report['ok']:
+        print('OK: imports to RBD stores will use the plugin' +
+              (' (see the warnings above)' if report['warnings'] else ''))
+    else:
+        print('NOT OK: imports to RBD stores will fail or bypass the '
+              'plugin:')
+        for problem in report['problems']:
+            print('  - %s' % problem)
+
+
+def _config_source(option):
+    def tag(path):
+        return (option, path)
+    return tag
+
+
+def _config_options(parser, dest):
+    """--config-file and --config-dir, kept in command line order."""
+    parser.add_argument(
+        '--config-file', action='append', dest=dest,
+        type=_config_source('--config-file'), metavar='PATH',
+        help='a configuration file Glance reads (glance-api.conf, '
+             'glance-image-import.conf, ...); repeat for several, in the '
+             'order Glance is given them. Default: none, built-in '
+             'defaults.')
+    parser.add_argument(
+        '--config-dir', action='append', dest=dest,
+        type=_config_source('--config-dir'), metavar='DIR',
+        help='a directory whose *.conf files Glance reads, in name order '
+             '(glance.conf.d of RHOSO and Kolla), as Glance\'s '
+             '--config-dir')
 
 
 def build_parser():
+    # No abbreviations: --conf of import would be ambiguous here.
     parser = argparse.ArgumentParser(
-        prog=PROG,
+        prog=PROG, allow_abbrev=False,
         description='Inspect a disk image, or import it into a Ceph RBD '
                     'pool, exactly as the sparse_rbd_import Glance plugin '
                     'would.')
-    parser.add_argument(
-        '--config-file', action='append', default=[], metavar='PATH',
-        help='Glance configuration file to read options from '
-             '([sparse_rbd_import], [image_format], image_size_cap, '
-             'hashing_algorithm); repeat for several. Default: none, '
-             'built-in defaults.')
+    _config_options(parser, 'config')
     parser.add_argument('--debug', action='store_true',
                         help='log what the plugin modules log, in detail')
     parser.add_argument('--version', action='version',
@@ -513,12 +675,18 @@ def build_parser():
     p = sub.add_parser(
         'check', help='check the plugin can run in this Glance',
         description='Load the plugin the way Glance does (stevedore, '
-                    'namespace glance.image_import.plugins), list the '
-                    'Glance, glance_store and oslo internals it lacks and '
-                    'the fallbacks it uses, and whether the configuration '
-                    '(give glance-api.conf and glance-image-import.conf '
-                    'with --config-file) enables it. Exits 1 unless it can '
-                    'run.')
+                    'namespace glance.image_import.plugins); report the '
+                    'Glance release and its servers, the Glance internals '
+                    'the plugin lacks and the fallbacks it uses, the '
+                    'programs and Python bindings missing with the '
+                    'packages that provide them, and, from the '
+                    'configuration Glance reads (every --config-file and '
+                    '--config-dir it is given, in the same order), the '
+                    'import plugin list and its order and every RBD '
+                    'store\'s thin provisioning and timeout. Exits 1, '
+                    'naming the cause, unless imports to RBD stores will '
+                    'use the plugin.')
+    _config_options(p, 'check_config')
     p.add_argument('--json', action='store_true',
                    help='print the result as JSON')
     p.set_defaults(func=do_check, preload=_load_plugin)
@@ -542,9 +710,11 @@ def main(argv=None):
         level=logging.DEBUG if args.debug else logging.WARNING)
     signal.signal(signal.SIGTERM, _on_sigterm)
     try:
+        args.config = ((args.config or []) +
+                       (getattr(args, 'check_config', None) or []))
         if getattr(args, 'preload', None):
             args.preload(args)
-        _configure(args.config_file)
+        _configure(args.config)
         args.func(args)
     except (CommandError, errors.SparseImportError) as e:
         sys.stderr.write('%s: error: %s\n' % (PROG, e))

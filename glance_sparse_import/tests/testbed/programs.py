@@ -48,6 +48,10 @@ DEBIAN = {
     'mariadb-install-db': 'mariadb-server-core',
     # pbr reads the version from git; bench-import records the commit.
     'git': 'git',
+    # Building and reading the RPM (tests/functional/test_rpm.py).
+    'rpmbuild': 'rpm',
+    'rpm': 'rpm',
+    'rpm2cpio': 'rpm2cpio',
     # Virtualenvs are made with the system interpreter.
     'python3': 'python3',
     # Package management in tools/.

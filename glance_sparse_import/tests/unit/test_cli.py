@@ -186,6 +186,13 @@ def test_read_image_draws_progress(tmp_path, monkeypatch):
     assert '100% 16/16 MiB' in drawn and drawn.endswith('\n')
 
 
+_RBD_STORE = """[DEFAULT]
+enabled_backends = ceph:rbd
+[ceph]
+rbd_store_pool = images
+"""
+
+
 @pytest.mark.parametrize('plugins,ok', [
     ("['inject_image_metadata', 'sparse_rbd_import']", True),
     ("['image_conversion']", False)])
@@ -193,19 +200,35 @@ def test_check(tmp_path, plugins, ok):
     conf = tmp_path / 'glance-image-import.conf'
     conf.write_text('[image_import_opts]\nimage_import_plugins = %s\n'
                     % plugins)
-    res = run_cli('--config-file', str(conf), 'check', '--json')
+    api = tmp_path / 'glance-api.conf'
+    api.write_text(_RBD_STORE)
+    res = run_cli('--config-file', str(api), '--config-file', str(conf),
+                  'check', '--json')
     report = json.loads(res.stdout)
     # Loaded through stevedore from the installed entry point, with
     # nothing of Glance missing; on an interpreter other than the
     # distribution's, its bindings are.
     assert report['loaded'] is True
     assert report['load_errors'] == []
-    assert all(m.startswith('Python module ') for m in report['missing'])
-    ok = ok and not report['missing']
+    assert report['missing'] == []
+    assert all(r['kind'] == 'module'
+               for r in report['requirements_missing'])
+    ok = ok and not report['requirements_missing']
     assert report['enabled'] is (plugins != "['image_conversion']")
     assert report['ok'] is ok
     assert res.returncode == (0 if ok else cli.EXIT_ERROR), res.stderr
     assert report['fallbacks']['format inspector']
+    assert report['config_files'] == [str(api), str(conf)]
+
+
+def test_check_options_after_the_command(tmp_path):
+    (tmp_path / '10.conf').write_text(_RBD_STORE)
+    (tmp_path / '20.conf').write_text(
+        "[image_import_opts]\nimage_import_plugins = ['sparse_rbd_import']\n")
+    res = run_cli('check', '--config-dir', str(tmp_path), '--json')
+    report = json.loads(res.stdout)
+    assert report['enabled'] is True
+    assert [s['name'] for s in report['stores']] == ['ceph']
 
 
 def test_check_text_without_configuration():
@@ -213,10 +236,28 @@ def test_check_text_without_configuration():
     lines = res.stdout.splitlines()
     assert lines[0] == ('plugin sparse_rbd_import '
                         '(glance.image_import.plugins): loads')
-    if any(line.startswith('missing: ') for line in lines):
+    assert any(line.startswith('image_import_plugins: not read')
+               for line in lines)
+    if res.returncode:
         assert res.returncode == cli.EXIT_ERROR
-        assert lines[-1].startswith('NOT OK')
+        assert any(line.startswith('NOT OK') for line in lines)
+        assert 'the plugin cannot run here: ' in res.stderr
     else:
-        assert res.returncode == 0, res.stdout + res.stderr
         assert lines[-1] == \
             'OK: imports to RBD stores will use the plugin'
+
+
+@pytest.mark.parametrize('version,status,problem', [
+    ('25.1.0', 'older', True), ('22.1.1', 'older', True),
+    ('26.1.0', 'supported', False), ('33.0.0', 'supported', False),
+    ('34.0.0', 'newer', False)])
+def test_check_glance_release(monkeypatch, version, status, problem):
+    monkeypatch.setattr(cli.deployment.importlib.metadata, 'version',
+                        lambda name: version)
+    glance, problems, warnings = cli._glance_report()
+    assert glance['status'] == status
+    assert bool(problems) is problem
+    # Out of range is never silent.
+    assert bool(problems or warnings) is (status != 'supported')
+    if problems:
+        assert version in problems[0] and '26 to 33' in problems[0]
