@@ -488,7 +488,11 @@ class GlanceAPI(object):
             try:
                 proc.wait(timeout)
             except subprocess.TimeoutExpired:
-                pass
+                # Seen now and then with the eventlet server; say so
+                # where a failing test's output shows it.
+                with open(self.server_log_path, 'a') as log:
+                    log.write('testbed: %s did not exit within %d s of '
+                              'SIGTERM; killed\n' % (self.server, timeout))
         # Workers and their children (qemu-img, qemu-nbd) share the session
         # started for the server; leave nothing behind.
         try:
