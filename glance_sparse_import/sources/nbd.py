@@ -226,8 +226,7 @@ class NbdSource:
         h = nbd.NBD()
         h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
         # libnbd < 1.10 (Debian 11's 1.6) cannot skip zeroing each read
-        # buffer before qemu-nbd fills it: one more pass over the data in
-        # memory per read, a few percent of the CPU time of a copy.
+        # buffer before qemu-nbd fills it: one more pass over its memory.
         if hasattr(h, 'set_pread_initialize'):
             h.set_pread_initialize(False)
         try:
