@@ -61,6 +61,33 @@ AIO_MODE = 'threads'
 MALLOC_ARENA_MAX = '2'
 
 
+def _reads_into_bytearray():
+    """Whether aio_pread takes any writable buffer (libnbd >= 1.14).
+
+    Older bindings (Debian 11's 1.6) read only into an nbd.Buffer.
+    ``Buffer.from_buffer`` came with the change.
+    """
+    return hasattr(nbd.Buffer, 'from_buffer')
+
+
+def _read_buffer(n):
+    """A buffer of n bytes that aio_pread can read into."""
+    # A plain bytearray where possible, not nbd.Buffer: libnbd 1.14 leaks a
+    # reference to the bytes behind every nbd.Buffer it reads into, so an
+    # import would keep all its data in memory.
+    if _reads_into_bytearray():
+        return bytearray(n)
+    return nbd.Buffer(n)
+
+
+def _with_bytes(chunk):
+    """The chunk, its data copied out of an nbd.Buffer if it is in one."""
+    # Older libnbd: one more copy of every byte read, in memory.
+    if chunk.data is None or isinstance(chunk.data, bytearray):
+        return chunk
+    return chunk._replace(data=chunk.data.to_bytearray())
+
+
 class NbdSource:
     """A source reading any qemu format through a private qemu-nbd.
 
@@ -133,11 +160,8 @@ class NbdSource:
                     if cookie is not None:
                         self._wait(cookie)
                         reads -= 1
-                    yield chunk
-                # A plain bytearray, not nbd.Buffer: libnbd 1.14 leaks a
-                # reference to the bytes behind every nbd.Buffer it reads
-                # into, so an import would keep all its data in memory.
-                buf = bytearray(n)
+                    yield _with_bytes(chunk)
+                buf = _read_buffer(n)
                 cookie = self._call(self._handle().aio_pread, buf, start)
                 pending.append((Chunk(start, n, buf), cookie))
                 reads += 1
@@ -145,7 +169,7 @@ class NbdSource:
             chunk, cookie = pending.popleft()
             if cookie is not None:
                 self._wait(cookie)
-            yield chunk
+            yield _with_bytes(chunk)
 
     def _start(self):
         self._tmpdir = tempfile.mkdtemp(prefix='glance-sparse-import-')
@@ -201,7 +225,10 @@ class NbdSource:
             return None
         h = nbd.NBD()
         h.add_meta_context(nbd.CONTEXT_BASE_ALLOCATION)
-        h.set_pread_initialize(False)
+        # libnbd < 1.10 (Debian 11's 1.6) cannot skip zeroing each read
+        # buffer before qemu-nbd fills it: one more pass over its memory.
+        if hasattr(h, 'set_pread_initialize'):
+            h.set_pread_initialize(False)
         try:
             h.aio_connect_unix(sock)
             while h.aio_is_connecting():

@@ -57,6 +57,9 @@ DEBIAN = {
     # Package management in tools/.
     'apt-get': 'apt',
     'dpkg-query': 'dpkg',
+    # tools/fetch-py39-bindings.sh unpacks Debian 11's bindings.
+    'dpkg-deb': 'dpkg',
+    'mv': 'coreutils',
     # Shell scripts in tools/.
     'dirname': 'coreutils',
     'basename': 'coreutils',
@@ -93,8 +96,8 @@ BASE = frozenset([
 # Console scripts that pip installs into the virtualenvs (requirements
 # files, tox), never from Debian.
 VENV = frozenset([
-    'glance', 'glance-manage', 'glance-sparse-import', 'uwsgi', 'pip',
-    'python', 'tox', 'pytest', 'flake8', 'sphinx-build',
+    'glance', 'glance-api', 'glance-manage', 'glance-sparse-import',
+    'uwsgi', 'pip', 'python', 'tox', 'pytest', 'flake8', 'sphinx-build',
     'oslo-config-generator',
     # python-openstackclient, in the consumers environment.
     'openstack',

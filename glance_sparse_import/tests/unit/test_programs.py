@@ -154,12 +154,14 @@ def test_install_deps_reads_its_list():
 
 def _dpkg_packages(paths):
     """{path: package shipping it} (merged /usr tried both ways)."""
-    candidates = {}
+    # One name may be asked for both ways (/bin/bash and bash, found as
+    # /usr/bin/bash): a candidate stands for every path it came from.
+    candidates = collections.defaultdict(set)
     for path in paths:
         for c in (path, os.path.realpath(path)):
-            candidates.setdefault(c, path)
+            candidates[c].add(path)
             if c.startswith('/usr/'):
-                candidates.setdefault(c[len('/usr'):], path)
+                candidates[c[len('/usr'):]].add(path)
     # One query: dpkg-query -S reads every package's file list.
     out = subprocess.run(['dpkg-query', '-S'] + sorted(candidates),
                          capture_output=True, text=True).stdout
@@ -167,7 +169,8 @@ def _dpkg_packages(paths):
     for line in out.splitlines():
         package, _, shipped = line.partition(': ')
         if shipped in candidates and ',' not in package:
-            found.setdefault(candidates[shipped], package.split(':')[0])
+            for path in candidates[shipped]:
+                found.setdefault(path, package.split(':')[0])
     return found
 
 
