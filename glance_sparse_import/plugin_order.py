@@ -123,12 +123,11 @@ def warn_once(order):
             return False
         _warned = True
     LOG.warning('image_import_plugins = %(plugins)s runs %(conv)s before '
-                'sparse_rbd_import: every image is first converted into a '
-                'full raw file in staging (every byte read and written), '
-                'then read again by sparse_rbd_import. Imports are exact, '
-                'but most of the plugin\'s gain is lost. List '
-                'sparse_rbd_import before %(conv)s: image_import_plugins = '
-                '%(fixed)s',
+                'sparse_rbd_import: every image is first converted by '
+                'qemu-img into a raw file in staging, which '
+                'sparse_rbd_import then reads again. Imports are exact, but '
+                'the conversion is done twice. List sparse_rbd_import '
+                'before %(conv)s: image_import_plugins = %(fixed)s',
                 {'plugins': _render(order.plugins),
                  'conv': ', '.join(converters),
                  'fixed': _render(order.recommended())})
