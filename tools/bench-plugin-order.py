@@ -16,7 +16,7 @@
 Run it with the interpreter of the virtualenv that holds Glance, the glance
 CLI, uWSGI and this package:
 
-    VENV/bin/python tools/bench-plugin-order [--size 8G] [--data 750M]
+    VENV/bin/python tools/bench-plugin-order.py [--size 8G] [--data 750M]
         [--repeat 3]
 
 Builds a compressed qcow2 (an ext4 filesystem holding --data bytes of
