@@ -66,7 +66,8 @@ def timed(api, path):
         time.sleep(0.1)
     seconds = time.monotonic() - started
     if tasks[0]['status'] != 'success':
-        raise bench.BenchError('import failed: %s' % tasks[0]['message'])
+        raise bench.BenchError('import with %s failed: %s\n%s' % (
+            api.plugins, tasks[0]['message'], glance.explain(image_id)))
     return seconds, glance.get_image(image_id)
 
 
