@@ -45,7 +45,13 @@ LISTS = {
     'conversion-then-ours': ['image_conversion', 'sparse_rbd_import'],
     'unpack-ours-conversion': ['image_decompression', 'sparse_rbd_import',
                                'image_conversion'],
+    # A metadata plugin between: it never reads the staged data.
+    'ours-metadata-conversion': ['sparse_rbd_import', 'inject_image_metadata',
+                                 'image_conversion'],
 }
+# What inject_image_metadata adds, for every caller.
+INJECT = {'inject_metadata_properties': {'inject': 'order_test:injected',
+                                         'ignore_user_roles': ''}}
 
 
 @pytest.fixture(scope='module')
@@ -56,7 +62,9 @@ def source(image_builder):
 
 def _api(factory, cluster, plugins):
     # One worker: the warning is logged once per process.
-    return factory({'ceph': cluster}, 'ceph', plugins=plugins, workers=1)
+    extra = INJECT if 'inject_image_metadata' in plugins else None
+    return factory({'ceph': cluster}, 'ceph', plugins=plugins, workers=1,
+                   extra_import_conf=extra)
 
 
 def _export_md5(cluster, image_id, workdir):
@@ -130,6 +138,8 @@ def test_import_matches_stock(ordered, stock, ceph_cluster, source,
     assert image['stores'] == 'ceph'
     assert image['os_glance_importing_to_stores'] == ''
     assert image['os_glance_failed_import'] == ''
+    if 'inject_image_metadata' in plugins:
+        assert image['order_test'] == 'injected'
     assert _export_md5(ceph_cluster, image['id'], scratch_dir) == \
         stock['md5'] == image['checksum']
     used = ceph_cluster.rbd_used_bytes(image['id'], snap='snap')
