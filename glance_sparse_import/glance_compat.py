@@ -240,6 +240,38 @@ def image_of(action):
     return action._image
 
 
+def domain_image(action):
+    """The ``glance.domain.Image`` under the proxies of an action's image.
+
+    Every Glance proxy layer keeps the object it wraps as ``base``.
+    """
+    image = image_of(action)
+    while hasattr(image, 'base'):
+        image = image.base
+    return image
+
+
+def reopen_active(action):
+    """Move an ``active`` image back to ``importing``, unchecked.
+
+    Glance's domain model has no way from ``active`` to ``queued``, which
+    a revert after the image went active needs. It keeps the status in
+    ``Image._status`` and, loading an image, sets any status without a
+    check; the same is done here, so the ordinary ``importing`` to
+    ``queued`` transition (which clears ``size`` and ``virtual_size``)
+    can follow. Saving then updates the row only while it is still
+    ``active``.
+
+    :raises AttributeError: this Glance's image keeps no ``_status``
+    """
+    image = domain_image(action)
+    if image.status != 'active':
+        return
+    if not hasattr(image, '_status'):
+        raise AttributeError('glance.domain.Image has no _status')
+    image._status = 'importing'
+
+
 def gpt_nonfatal_checks():
     """The GPT safety checks that only warn, as Glance 30+ configures."""
     if _HAS_GPT_OPTION:

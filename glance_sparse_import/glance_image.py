@@ -67,6 +67,19 @@ def record_data(action, size, virtual_size, converted):
     action.set_image_attribute(**attrs)
 
 
+def set_queued(action):
+    """Put the image back to ``queued`` after a failed import.
+
+    Also from ``active``, which the plugin sets when it is the last
+    writer: a plugin listed after it may still fail the import.
+
+    :raises AttributeError: this Glance's image cannot be moved back
+    """
+    if action.image_status == 'active':
+        compat.reopen_active(action)
+    action.set_image_attribute(status='queued')
+
+
 def _rbd_spec(url):
     """``(fsid, pool, image)`` of an RBD location URL, or None.
 

@@ -22,7 +22,10 @@ store lists, ``all_stores_must_succeed``, setting the image ``active`` when
 it is the last writer, and removing its data when the flow fails. Stores it
 does not own (file, swift, ...) are left to Glance, which uploads them from
 the staged file; when the staged image is not raw, the raw bytes replace it
-there so that they get exactly the data the RBD stores got.
+there so that they get exactly the data the RBD stores got. The same
+is done when a plugin listed after ours reads the staged data (as
+``image_conversion`` does), so that it finds the raw image stock
+``image_conversion`` would have left (see ``plugin_order``).
 """
 
 import collections
@@ -47,6 +50,7 @@ from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import native
 from glance_sparse_import import opts
+from glance_sparse_import import plugin_order
 from glance_sparse_import import quotas
 from glance_sparse_import import rbd_target
 from glance_sparse_import import signature
@@ -80,7 +84,8 @@ class _SparseRbdImport(task.Task):
 
     def __init__(self, task_id, task_type, task_repo, action_wrapper,
                  stores, other_stores, all_stores_must_succeed,
-                 others_in_parallel=False, context=None):
+                 others_in_parallel=False, context=None,
+                 stage_raw=False):
         self.task_id = task_id
         self.context = context
         self.task_type = task_type
@@ -91,6 +96,8 @@ class _SparseRbdImport(task.Task):
         self.other_stores = other_stores
         self.all_stores_must_succeed = all_stores_must_succeed
         self.others_in_parallel = others_in_parallel
+        # A later plugin reads the staged file: leave the raw bytes there.
+        self.stage_raw = stage_raw
         # Every target opened; those dropped (already cleaned up and in
         # the failed list) and those registered on the image.
         self._targets = []
@@ -161,7 +168,7 @@ class _SparseRbdImport(task.Task):
 
         self._open_targets(info.size, conf)
         outputs = self._live()
-        if self.other_stores and converted:
+        if (self.other_stores or self.stage_raw) and converted:
             self._raw_file = file_target.RawFileTarget(
                 '%s.raw' % src_path, info.size)
             self._raw_file.open()
@@ -204,8 +211,9 @@ class _SparseRbdImport(task.Task):
         if self._raw_file is not None:
             self._raw_file.finish()
             # Glance uploads the other stores from the staging URI, as
-            # file_path or as the URI it built its tasks with; both must
-            # give the raw bytes, so they replace the staged file.
+            # file_path or as the URI it built its tasks with, and later
+            # plugins read file_path; all must see the raw bytes, so they
+            # replace the staged file.
             os.replace(self._raw_file.path, src_path)
         return file_path
 
@@ -390,7 +398,9 @@ class _SparseRbdImport(task.Task):
                 for target in self._registered:
                     # Glance's location proxy deletes the RBD image too.
                     action.remove_location_for_store(target.name)
-                action.set_image_attribute(status='queued')
+                # Active when we were the last writer and a plugin listed
+                # after ours failed the import.
+                glance_image.set_queued(action)
                 # As image_conversion: every store of the request failed,
                 # including those after us that will never run.
                 names = self._store_names + self.other_stores
@@ -625,6 +635,8 @@ def _get_flow(**kwargs):
     import_req = kwargs.get('import_req') or {}
     names = [s.name for s in ours]
     others_in_parallel = _glance_uploads_in_parallel(import_req, stores)
+    order = plugin_order.configured()
+    plugin_order.warn_once(order)
     LOG.debug('sparse_rbd_import takes stores %(ours)s of image %(image)s; '
               'Glance uploads %(others)s%(how)s',
               {'ours': names, 'image': action_wrapper.image_id,
@@ -634,7 +646,8 @@ def _get_flow(**kwargs):
         task_id, task_type, kwargs.get('task_repo'),
         action_wrapper, ours, list(stores),
         import_req.get('all_stores_must_succeed', True),
-        others_in_parallel, context=kwargs.get('context')))
+        others_in_parallel, context=kwargs.get('context'),
+        stage_raw=order.stage_raw))
 
 
 def _glance_uploads_in_parallel(import_req, stores):
