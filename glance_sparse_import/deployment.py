@@ -184,8 +184,9 @@ Glance's with it.
 """
 
 # Whether this release of the plugin handles image_conversion listed after
-# it (TripleO's list). Set where the plugin's flow handles that order.
-CONVERSION_AFTER_HANDLED = False
+# it (TripleO's list): it leaves the raw bytes in staging, labelled raw, so
+# image_conversion has nothing to convert (plugin_order.py).
+CONVERSION_AFTER_HANDLED = True
 
 
 def order_notes(plugins):
@@ -209,8 +210,9 @@ def order_notes(plugins):
     if 'image_conversion' in plugins[ours + 1:]:
         if CONVERSION_AFTER_HANDLED:
             text = ('image_conversion runs after %s (the list TripleO '
-                    'writes with GlanceSparseUploadEnabled): handled by '
-                    'this release of the plugin' % PLUGIN_NAME)
+                    'writes with GlanceSparseUploadEnabled): handled; the '
+                    'plugin leaves the raw image in staging, so '
+                    'image_conversion has nothing to convert' % PLUGIN_NAME)
         else:
             text = ('image_conversion runs after %s (the list TripleO '
                     'writes with GlanceSparseUploadEnabled): not handled by '
