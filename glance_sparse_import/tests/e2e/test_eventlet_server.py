@@ -27,6 +27,7 @@ import time
 
 import pytest
 
+from glance_sparse_import.tests.testbed import answers
 from glance_sparse_import.tests.testbed import cli
 from glance_sparse_import.tests.testbed import images
 
@@ -99,7 +100,11 @@ def test_imports_in_a_row(glance, clusters, image_builder, expected):
 
 def test_api_answers_during_import(glance, clusters, image_builder,
                                    expected):
-    """``GET /v2/images`` answers within 1 s while an import runs."""
+    """``GET /v2/images`` answers within 1 s while an import runs.
+
+    See :func:`~.answers.check` for how "within 1 s" is judged on a
+    machine that CI shares between two lanes.
+    """
     path = image_builder.qcow2(VIRTUAL, DATA)
     image = glance.image_create_via_import(path, 'qcow2', stores=ALL_STORES,
                                            name='answering')
@@ -112,7 +117,7 @@ def test_api_answers_during_import(glance, clusters, image_builder,
         time.sleep(0.1)
     # Sampled during the data pass, not only around it.
     assert len(latencies) >= 5, latencies
-    assert max(latencies) < 1.0, latencies
+    answers.check(latencies)
     _check_exact(glance, image['id'], clusters, ALL_STORES, expected)
     glance.image_delete(image['id'])
 

@@ -29,6 +29,7 @@ import uuid
 import pytest
 
 from glance_sparse_import.tests.faults import test_ceph_faults as faults
+from glance_sparse_import.tests.testbed import answers
 from glance_sparse_import.tests.testbed import cli
 from glance_sparse_import.tests.testbed import fixtures
 from glance_sparse_import.tests.testbed import glance_db
@@ -136,7 +137,8 @@ def test_site_down_mid_import(glance, ceph_cluster, site, raw_image,
     finally:
         site.start_osd()
     # librbd waited for its timeout on native threads: the hub went on.
-    assert latencies and max(latencies) < 1.0, latencies
+    assert latencies, 'the import ended before the API was asked'
+    answers.check(latencies)
     assert task['status'] == 'success', glance.explain(image['id'])
     shown = glance.get_image(image['id'])
     assert shown['status'] == 'active'
