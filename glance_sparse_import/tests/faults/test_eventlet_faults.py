@@ -125,14 +125,9 @@ def test_site_down_mid_import(glance, ceph_cluster, site, raw_image,
                                      r' [1-9]\d* MiB written')
             site.stop_osd()
             stopped = time.monotonic()
-        latencies = []
-        while glance.get_image(image['id'])['status'] == 'importing':
-            began = time.monotonic()
-            status, _body = glance.api.request('GET', '/v2/images')
-            latencies.append(time.monotonic() - began)
-            assert status == 200
-            assert time.monotonic() - stopped < faults.FAILURE_BOUND
-            time.sleep(0.2)
+        latencies = answers.sample(glance, image['id'], interval=0.2,
+                                   timeout=faults.FAILURE_BOUND)
+        assert time.monotonic() - stopped < faults.FAILURE_BOUND
         task = _wait_for_end(glance, task['id'], faults.FAILURE_BOUND)
     finally:
         site.start_osd()

@@ -21,6 +21,8 @@ the 95th percentile of the answers, and no answer may take longer than a
 few seconds.
 """
 
+import time
+
 BOUND = 1.0
 PERCENTILE = 0.95
 # Well under the data pass of any import the tests time.
@@ -39,3 +41,27 @@ def check(latencies, bound=BOUND, worst=WORST):
                         '%.2f s)' % (len(ordered), at, ordered[-1]))
     assert ordered[-1] < worst, ('an answer took %.2f s: the hub was '
                                  'blocked' % ordered[-1])
+
+
+def sample(glance, image_id, interval=0.1, timeout=600):
+    """Time ``GET /v2/images`` until the image's import has ended.
+
+    The image may still be ``uploading`` for a moment after the import
+    call; sampling goes on through ``importing`` until any other status.
+
+    :param glance: a :class:`~.cli.GlanceCLI`
+    :returns: the answers' times, in seconds
+    :raises AssertionError: an answer was not 200, or the image was still
+        importing after ``timeout`` seconds
+    """
+    latencies = []
+    deadline = time.monotonic() + timeout
+    while glance.get_image(image_id)['status'] in ('uploading',
+                                                   'importing'):
+        began = time.monotonic()
+        status, body = glance.api.request('GET', '/v2/images')
+        latencies.append(time.monotonic() - began)
+        assert status == 200, body
+        assert time.monotonic() < deadline, 'still importing'
+        time.sleep(interval)
+    return latencies
