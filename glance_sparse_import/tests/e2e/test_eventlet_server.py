@@ -133,13 +133,7 @@ def test_delete_stops_import(glance, clusters, image_builder):
         task = tasks[0] if tasks else None
     glance.image_delete(image['id'])
     deleted = time.monotonic()
-    while True:
-        status, task = glance.api.request('GET', '/v2/tasks/%s' % task['id'])
-        assert status == 200, task
-        if task['status'] in ('success', 'failure'):
-            break
-        assert time.monotonic() - deleted < 60, task
-        time.sleep(0.2)
+    task = glance.wait_task_id(task['id'], timeout=60)
     stopped = time.monotonic() - deleted
     assert task['status'] == 'failure', task
     # The progress tick that sees the delete, then the revert.

@@ -90,13 +90,7 @@ def test_deleting_the_image_stops_the_import(glance, ceph_cluster,
     glance.image_delete(image['id'])
     deleted_at = time.monotonic()
     # The image's task list is gone with it; the task itself is not.
-    while True:
-        status, task = glance.api.request('GET', '/v2/tasks/%s' % task['id'])
-        assert status == 200, task
-        if task['status'] in ('success', 'failure'):
-            break
-        assert time.monotonic() - deleted_at < 60, task
-        time.sleep(0.2)
+    task = glance.wait_task_id(task['id'], timeout=60)
     assert task['status'] == 'failure', (task, glance.api.log_text()[-8000:])
     # One progress tick and the revert.
     assert time.monotonic() - deleted_at < 15

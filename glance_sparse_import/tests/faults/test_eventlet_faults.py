@@ -76,17 +76,6 @@ def _wait_for_message(glance, image_id, pattern, timeout=120):
                          % (pattern, glance.explain(image_id)))
 
 
-def _wait_for_end(glance, task_id, timeout):
-    deadline = time.monotonic() + timeout
-    while True:
-        status, task = glance.api.request('GET', '/v2/tasks/%s' % task_id)
-        assert status == 200, task
-        if task['status'] in ('success', 'failure'):
-            return task
-        assert time.monotonic() < deadline, task
-        time.sleep(0.2)
-
-
 def test_lock_taken_mid_copy(glance, ceph_cluster, image_builder):
     # Hashing 32 GiB takes about a minute: an import that went on to the
     # end instead of stopping could not meet the bound below.
@@ -98,7 +87,7 @@ def test_lock_taken_mid_copy(glance, ceph_cluster, image_builder):
     thief = str(uuid.uuid4())
     glance_db.take_import_lock(glance.api.db_path, image['id'], thief)
     taken = time.monotonic()
-    task = _wait_for_end(glance, task['id'], 60)
+    task = glance.wait_task_id(task['id'], timeout=60)
     assert task['status'] == 'failure'
     assert task['message'] == ('Sparse RBD import failed: another task '
                                'took the import lock of the image')
@@ -128,7 +117,8 @@ def test_site_down_mid_import(glance, ceph_cluster, site, raw_image,
         latencies = answers.sample(glance, image['id'], interval=0.2,
                                    timeout=faults.FAILURE_BOUND)
         assert time.monotonic() - stopped < faults.FAILURE_BOUND
-        task = _wait_for_end(glance, task['id'], faults.FAILURE_BOUND)
+        task = glance.wait_task_id(task['id'],
+                                   timeout=faults.FAILURE_BOUND)
     finally:
         site.start_osd()
     # librbd waited for its timeout on native threads: the hub went on.

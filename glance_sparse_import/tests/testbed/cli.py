@@ -259,6 +259,23 @@ class GlanceCLI(object):
         raise AssertionError('the task of %s did not end; %s'
                              % (image_id, self.explain(image_id)))
 
+    def wait_task_id(self, task_id, timeout=60):
+        """The task ``task_id`` once it has ended (``GET /v2/tasks/<id>``).
+
+        Works after the image is deleted, when its task list is gone.
+
+        :raises AssertionError: the task did not end within ``timeout``
+            seconds, or the API did not answer 200
+        """
+        deadline = time.monotonic() + timeout
+        while True:
+            status, task = self.api.request('GET', '/v2/tasks/%s' % task_id)
+            assert status == 200, task
+            if task['status'] in ('success', 'failure'):
+                return task
+            assert time.monotonic() < deadline, task
+            time.sleep(0.2)
+
     def task_ids(self, image_id):
         """IDs of the image's tasks so far, for ``wait_task(known=...)``."""
         return {t['id'] for t in self.task_list_for_image(image_id)}
