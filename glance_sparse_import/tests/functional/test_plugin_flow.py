@@ -24,6 +24,7 @@ import uuid
 import pytest
 
 from glance_sparse_import.tests import disk_images
+from glance_sparse_import.tests.functional import failing_plugin
 from glance_sparse_import.tests.functional import glance_flow
 from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
@@ -239,3 +240,41 @@ def test_failure_in_later_store_removes_rbd_data(
     assert image['checksum'] is None
     assert 'local' in image['extra_properties']['os_glance_failed_import']
     assert image_id not in ceph_cluster.rbd_images()
+
+
+@pytest.mark.parametrize('fmt', [series.core('qcow2')])
+def test_failure_in_later_plugin_reverts_active_image(
+        fmt, flow_factory, ceph_cluster, image_builder, pool_guard,
+        scratch_dir, monkeypatch):
+    """A plugin after ours fails once ours has set the image active.
+
+    Glance reverts the flow: our revert removes the RBD image and its
+    location and puts the image back to queued, the store failed, as
+    stock Glance leaves an image whose import failed.
+    """
+    plugin_dir = failing_plugin.install(os.path.join(scratch_dir, 'plugin'))
+    monkeypatch.setenv('PYTHONPATH', os.pathsep.join(
+        [plugin_dir] + [p for p in os.environ.get('PYTHONPATH', '').split(
+            os.pathsep) if p]))
+    source = image_builder.qcow2(VIRTUAL, DATA)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph', plugins=[
+        'sparse_rbd_import', failing_plugin.NAME])
+    image_id = str(uuid.uuid4())
+    result = flow.run_import('qcow2', file=source, stores=['ceph'],
+                             image_id=image_id)
+    image, task = result['image'], result['task']
+    why = glance_flow.explain(result)
+    assert task['status'] == 'failure', why
+    # Ours wrote Ceph and finished before the failing plugin ran.
+    assert 'Image %s imported sparse to' % image_id in result['glance_log'], \
+        why
+    assert failing_plugin.MESSAGE in result['stderr'] + result[
+        'glance_log'] + str(task.get('message')), why
+    assert image['status'] == 'queued', why
+    assert image['locations'] == [], why
+    assert image['checksum'] is None, why
+    assert image['os_hash_value'] is None, why
+    props = image['extra_properties']
+    assert 'ceph' in props['os_glance_failed_import'], why
+    assert props.get('os_glance_importing_to_stores', '') == '', why
+    assert image_id not in ceph_cluster.rbd_images(), why
