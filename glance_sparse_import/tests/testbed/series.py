@@ -27,7 +27,12 @@ GLANCE = {
     '2025.1': 30,
     '2026.1': 32,
     '2026.2': 33,
+    # Debian 12's own packages (tools/fetch-debian-glance.sh).
+    'debian-12': 25,
 }
+# Series whose versions are a distribution's packages, not PyPI's.
+DISTRIBUTION = {'debian-12': os.path.join('.cache', 'debian-glance',
+                                          'PINS')}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
 CONSTRAINTS_DIR = os.path.join(os.path.dirname(ROOT), 'shared',
@@ -54,7 +59,9 @@ def upper_constraints(name):
     Empty for the newest series, which has no file.
     """
     path = os.path.join(CONSTRAINTS_DIR, '%s.txt' % name)
-    if name == max(GLANCE):
+    if name in DISTRIBUTION:
+        path = os.path.join(ROOT, DISTRIBUTION[name])
+    elif name == max(GLANCE, key=GLANCE.get):
         return {}
     pins = {}
     with open(path) as f:

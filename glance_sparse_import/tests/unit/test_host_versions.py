@@ -31,10 +31,14 @@ HOST = ('glance', 'glance-store', 'oslo.utils', 'oslo.config', 'oslo.log',
 def _installed():
     """``{normalized distribution name: version}`` of this environment.
 
-    (Python 3.9's ``metadata.version`` does not normalize names.)
+    The first of a name on ``sys.path`` counts, as for an import (a
+    distribution's packages may sit behind a virtualenv's own). (Python
+    3.9's ``metadata.version`` does not normalize names.)
     """
-    return {series.normalize(d.metadata['Name']): d.version
-            for d in metadata.distributions()}
+    found = {}
+    for d in metadata.distributions():
+        found.setdefault(series.normalize(d.metadata['Name']), d.version)
+    return found
 
 
 @pytest.mark.series_core
