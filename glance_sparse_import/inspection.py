@@ -36,6 +36,7 @@ from oslo_utils import units
 
 from glance_sparse_import import errors
 from glance_sparse_import import glance_compat as compat
+from glance_sparse_import import vmdk
 
 LOG = logging.getLogger(__name__)
 
@@ -136,8 +137,11 @@ def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
     elif detected != claimed_format:
         LOG.error('Image claimed to be %s format failed format '
                   'inspection, found %s', claimed_format, detected)
+        why = None
+        if claimed_format == 'vmdk' and detected == 'raw':
+            why = _vmdk_explanation(path)
         raise errors.InvalidImage(
-            'Image claimed to be %s but its content is %s'
+            why or 'Image claimed to be %s but its content is %s'
             % (claimed_format, detected))
 
     if detected in RAW_FORMATS:
@@ -225,6 +229,14 @@ def _check_output_format(detector):
     if _format_name(inspector) != 'raw':
         LOG.error('Image detected as %s after conversion to raw', inspector)
         raise errors.InvalidImage('Converted image in unexpected format')
+
+
+def _vmdk_explanation(path):
+    try:
+        return vmdk.explain(path)
+    except OSError as e:
+        LOG.error('Cannot read staged image: %s', e)
+        raise errors.SourceError('The staged image cannot be read')
 
 
 def _inspect_file(path):
