@@ -43,8 +43,9 @@ def _create_type(text):
 
 
 def explain(path):
-    """Why a VMDK at ``path`` reads as raw, or None when it does not look
-    like one of the two kinds above.
+    """Why the VMDK at ``path`` reads as raw.
+
+    None when the file looks like neither kind above.
 
     :returns: a sentence for the task message, naming the kind and the fix
     :raises OSError: ``path`` cannot be read

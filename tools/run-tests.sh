@@ -31,7 +31,7 @@ fi
 # The support matrix (README, "Supported releases"). GSI_MATRIX_EXTRA adds
 # environments that need more than Debian 12 has (.ci/run: the older
 # Pythons).
-MATRIX=series-2023.1,series-2024.1,series-2025.1,series-2026.1
+MATRIX=series-2023.1,series-2024.1,series-2025.1,series-2026.1,debian-12
 if [ -n "${GSI_MATRIX_EXTRA:-}" ]; then
     MATRIX=$MATRIX,$GSI_MATRIX_EXTRA
 fi

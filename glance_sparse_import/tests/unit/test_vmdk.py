@@ -22,9 +22,9 @@ import pytest
 from glance_sparse_import import errors
 from glance_sparse_import import glance_compat as compat
 from glance_sparse_import import inspection
-from glance_sparse_import import vmdk
 from glance_sparse_import.tests.real_images import corpus
 from glance_sparse_import.tests.testbed import series
+from glance_sparse_import import vmdk
 
 MiB = 1024 ** 2
 # A VMDK 3 sparse extent from qemu's iotests, grain directory in a footer.
@@ -81,8 +81,11 @@ def test_raw_gets_no_explanation(tmp_path):
 
 @pytest.mark.series_core
 def test_footer_vmdk_imported_or_refused_by_name(footer_vmdk):
-    """Where this Glance's inspector reads the footer the image passes;
-    where it reads the file as raw, the refusal says what it really is."""
+    """A footer VMDK passes or is refused naming what it is.
+
+    Where this Glance's inspector reads the footer the image passes; where
+    it reads the file as raw, the refusal says what it really is.
+    """
     series.current()
     try:
         readable = str(compat.detect_file_format(footer_vmdk)) == 'vmdk'
