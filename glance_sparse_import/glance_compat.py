@@ -290,6 +290,17 @@ def configured_import_plugins():
     return list(CONF.image_import_opts.image_import_plugins)
 
 
+def conversion_output_format():
+    """``[image_conversion] output_format`` (what image_conversion makes).
+
+    :raises ImportError, cfg.Error: Glance has no such option
+    """
+    CONF.import_opt('output_format',
+                    'glance.async_.flows.plugins.image_conversion',
+                    group='image_conversion')
+    return CONF.image_conversion.output_format
+
+
 @contextlib.contextmanager
 def _quiet(*names):
     """Keep the loggers ``names`` to critical messages meanwhile."""

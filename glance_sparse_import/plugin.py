@@ -625,6 +625,8 @@ def _get_flow(**kwargs):
             flow.add(_Refuse(task_type, task_id, action_wrapper,
                              list(stores), problems))
         return flow
+    if plugin_order.stand_aside():
+        return flow
     names = _take_rbd_stores(task_id, stores)
     ours = [s for s in (rbd_stores.rbd_store(n) for n in names) if s]
     # A store glance_store cannot configure goes back to Glance, which

@@ -50,6 +50,7 @@ CONVERTERS = ('image_conversion',)
 UNPACKERS = ('image_decompression',)
 
 _warned = False
+_warned_format = False
 _warned_lock = threading.Lock()
 
 
@@ -109,6 +110,46 @@ def configured():
     return split(plugins)
 
 
+def conversion_format():
+    """The format ``image_conversion`` converts to, if it is listed.
+
+    None when it is not listed; ``'raw'`` when its option cannot be read.
+    """
+    if not any(p in CONVERTERS for p in configured().plugins):
+        return None
+    try:
+        return compat.conversion_output_format()
+    except Exception as e:
+        LOG.debug('[image_conversion] output_format not readable (%s); '
+                  'assuming raw', e)
+        return 'raw'
+
+
+def stand_aside():
+    """Whether to leave the RBD stores to stock Glance, and say why once.
+
+    With ``[image_conversion] output_format`` other than raw, stock Glance
+    stores the converted image (qcow2, vmdk) in every store, RBD ones
+    included; the plugin writes raw only, so it would store something else
+    than stock does. It then takes no store, and logs once per process
+    what the setting costs.
+    """
+    global _warned_format
+    target = conversion_format()
+    if target in (None, 'raw'):
+        return False
+    with _warned_lock:
+        first, _warned_format = not _warned_format, True
+    if first:
+        LOG.warning('[image_conversion] output_format = %s: image_conversion '
+                    'converts every image to %s and Glance stores that in '
+                    'every store, so sparse_rbd_import stands aside and '
+                    'imports run at stock speed. Nova and Cinder clone '
+                    'only raw images from RBD: set output_format = raw to '
+                    'use sparse_rbd_import', target, target)
+    return True
+
+
 def warn_once(order):
     """Log, once per process, what this plugin order costs.
 
@@ -140,6 +181,6 @@ def _render(plugins):
 
 def _reset_warning():
     """Forget the warning was logged (for tests)."""
-    global _warned
+    global _warned, _warned_format
     with _warned_lock:
-        _warned = False
+        _warned = _warned_format = False

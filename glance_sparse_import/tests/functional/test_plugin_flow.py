@@ -278,3 +278,41 @@ def test_failure_in_later_plugin_reverts_active_image(
     assert 'ceph' in props['os_glance_failed_import'], why
     assert props.get('os_glance_importing_to_stores', '') == '', why
     assert image_id not in ceph_cluster.rbd_images(), why
+
+
+@pytest.mark.parametrize('plugins', [
+    series.core(['sparse_rbd_import', 'image_conversion'], id='ours-first'),
+    pytest.param(['image_conversion', 'sparse_rbd_import'],
+                 id='conversion-first')])
+def test_conversion_to_qcow2_is_left_to_glance(
+        plugins, flow_factory, ceph_cluster, image_builder, pool_guard,
+        scratch_dir):
+    """``output_format = qcow2``: stock stores qcow2, the plugin stands aside.
+
+    The plugin writes raw only; where image_conversion is told to make
+    qcow2, Glance stores that in RBD too, and the plugin must not store
+    something else. It takes no store, says why, and the image is stock's.
+    """
+    source = image_builder.qcow2(VIRTUAL, DATA)
+    flow = flow_factory({'ceph': ceph_cluster}, 'ceph', plugins=plugins,
+                        extra_import_conf={
+                            'image_conversion': {'output_format': 'qcow2'}})
+    result = flow.run_import('qcow2', file=source, stores=['ceph'])
+    image, task = result['image'], result['task']
+    why = glance_flow.explain(result)
+    pool_guard.append(image['id'])
+    assert task['status'] == 'success', why
+    assert image['status'] == 'active', why
+    assert image['disk_format'] == 'qcow2', why
+    assert 'sparse_rbd_import stands aside' in result['glance_log'], why
+    assert 'imported sparse' not in result['glance_log'], why
+    # What Glance stored is the qcow2 image_conversion made, whose
+    # checksum the image records.
+    exported = os.path.join(scratch_dir, 'export.qcow2')
+    ceph_cluster.rbd('export', '--no-progress',
+                     'images/%s@snap' % image['id'], exported)
+    assert images.file_digests(exported, ['md5'])[0] == image['checksum']
+    info = procs.run(['qemu-img', 'info', '--output=json', exported],
+                     timeout=60)
+    assert '"format": "qcow2"' in info, info
+    ceph_cluster.purge_image(image['id'])

@@ -102,6 +102,33 @@ def test_configured_reads_glance_option(monkeypatch):
     assert plugin_order.configured() == plugin_order.split([OURS])
 
 
+@pytest.mark.parametrize('plugins,output_format,aside', [
+    ([OURS, 'image_conversion'], 'qcow2', True),
+    (['image_conversion', OURS], 'vmdk', True),
+    ([OURS, 'image_conversion'], 'raw', False),
+    ([OURS], 'qcow2', False),
+    ([OURS, 'image_conversion'], ImportError('no glance'), False),
+])
+def test_stand_aside_when_conversion_is_not_to_raw(
+        fresh_warning, caplog, monkeypatch, plugins, output_format, aside):
+    from glance_sparse_import import glance_compat
+
+    def output():
+        if isinstance(output_format, Exception):
+            raise output_format
+        return output_format
+    monkeypatch.setattr(glance_compat, 'configured_import_plugins',
+                        lambda: plugins)
+    monkeypatch.setattr(glance_compat, 'conversion_output_format', output)
+    with caplog.at_level(logging.WARNING):
+        assert plugin_order.stand_aside() is aside
+        assert plugin_order.stand_aside() is aside
+    warned = [r for r in caplog.records if 'stands aside' in r.getMessage()]
+    assert len(warned) == (1 if aside else 0)
+    if aside:
+        assert 'output_format = raw' in warned[0].getMessage()
+
+
 def _glance_action(status):
     """An ``_ImportActions`` over a proxied Glance domain image."""
     from glance.async_.flows import api_image_import
