@@ -22,11 +22,18 @@ import re
 
 # Series -> Glance major version.
 GLANCE = {
+    'wallaby': 22,
     '2023.1': 26,
     '2024.1': 28,
     '2025.1': 30,
     '2026.1': 32,
     '2026.2': 33,
+}
+# What the install guide has operators add to a series' Glance environment
+# beyond its upper constraints: series -> {distribution: version}.
+# Wallaby's Glance 22 and oslo.utils 4.8 have no format inspector.
+OPERATOR_ADDED = {
+    'wallaby': {'oslo.utils': '7.4.0'},
 }
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
@@ -43,6 +50,11 @@ def current():
     return name
 
 
+def newest():
+    """The newest series: today's PyPI, without upper constraints."""
+    return max(GLANCE, key=GLANCE.get)
+
+
 def normalize(name):
     """A distribution name as pip compares them (PEP 503)."""
     return re.sub(r'[-_.]+', '-', name).lower()
@@ -54,7 +66,7 @@ def upper_constraints(name):
     Empty for the newest series, which has no file.
     """
     path = os.path.join(CONSTRAINTS_DIR, '%s.txt' % name)
-    if name == max(GLANCE):
+    if name == newest():
         return {}
     pins = {}
     with open(path) as f:
