@@ -151,9 +151,9 @@ class _SparseRbdImport(task.Task):
             # would leave ours listed as importing.
             action.add_importing_stores(self._store_names)
             action.remove_failed_stores(self._store_names)
-            claimed_format = action.image_disk_format
+            claimed_format = compat.image_disk_format(action)
             hash_algo = glance_image.hashing_algorithm(action)
-            extra_properties = action.image_extra_properties
+            extra_properties = compat.image_extra_properties(action)
 
         # What the owner signed is what they uploaded: verify it before
         # anything reads it as an image.

@@ -421,11 +421,16 @@ def _load_plugin(args):
 def _glance_report():
     release = deployment.glance_release()
     problems, warnings = [], []
-    supported = 'Glance %d to %d' % (deployment.OLDEST, deployment.NEWEST)
+    supported = deployment.supported_range()
     if release.status == 'absent':
         problems.append('Glance is not installed for %s' % sys.executable)
     elif release.status == 'older':
         problems.append('Glance %s is older than the supported range (%s)'
+                        % (release.version, supported))
+    elif release.status == 'untested':
+        warnings.append('Glance %s is between the supported releases (%s): '
+                        'not tested; the plugin detects what it needs, '
+                        'and fails every import when something is missing'
                         % (release.version, supported))
     elif release.status == 'newer':
         warnings.append('Glance %s is newer than the supported range (%s): '
