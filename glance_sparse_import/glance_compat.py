@@ -61,6 +61,7 @@ then fails every import that names an RBD store with that list.
 
 import contextlib
 import importlib
+import importlib.util
 import threading
 import types
 
@@ -404,6 +405,35 @@ def configured_rbd_stores():
     return []
 
 
+_CONVERSION_MODULE = 'glance.async_.flows.plugins.image_conversion'
+# What Glance's image_conversion says when it refuses a backing file: in
+# every release with its 2022-2024 safety fixes (23.1+, wallaby-eom), not
+# in Glance 22.1.1 as released.
+_CONVERSION_CHECK = "'backing-filename' in metadata"
+
+
+def conversion_checks_images():
+    """Whether Glance's ``image_conversion`` refuses unsafe images.
+
+    Read from its source, without importing it: Glance 22.1.1 converts a
+    qcow2 with a backing file (reading that file) where later releases
+    refuse it. A plugin after it sees only its raw output.
+
+    :returns: True or False; None when this Glance has no image_conversion
+    """
+    try:
+        spec = importlib.util.find_spec(_CONVERSION_MODULE)
+    except ImportError:
+        return None
+    if spec is None or not spec.origin:
+        return None
+    try:
+        with open(spec.origin) as f:
+            return _CONVERSION_CHECK in f.read()
+    except OSError:
+        return None
+
+
 def uploads_in_parallel(method, stores):
     """Whether Glance uploads ``stores`` with its parallel import."""
     parallel = _deferred.load().parallel_api_image_import
@@ -710,6 +740,9 @@ def describe():
         'database session':
             'session_for_read' if glance.session_for_read else
             'get_session' if glance.get_session else 'missing',
+        'image_conversion refuses unsafe images':
+            {True: 'yes', False: 'no (list sparse_rbd_import before it)',
+             None: 'no image_conversion'}[conversion_checks_images()],
         'parallel store upload':
             'yes' if glance.parallel_api_image_import else 'no',
     }

@@ -625,6 +625,14 @@ def _get_flow(**kwargs):
             flow.add(_Refuse(task_type, task_id, action_wrapper,
                              list(stores), problems))
         return flow
+    order = plugin_order.configured()
+    unsafe = plugin_order.unchecked_conversion(order)
+    if unsafe and any(rbd_stores.is_rbd(n) for n in stores):
+        LOG.error('sparse_rbd_import refuses the import of image '
+                  '%(image)s. Missing: %(problem)s',
+                  {'image': action_wrapper.image_id, 'problem': unsafe})
+        return flow.add(_Refuse(task_type, task_id, action_wrapper,
+                                list(stores), [unsafe]))
     names = _take_rbd_stores(task_id, stores)
     ours = [s for s in (rbd_stores.rbd_store(n) for n in names) if s]
     # A store glance_store cannot configure goes back to Glance, which
@@ -635,7 +643,6 @@ def _get_flow(**kwargs):
     import_req = kwargs.get('import_req') or {}
     names = [s.name for s in ours]
     others_in_parallel = _glance_uploads_in_parallel(import_req, stores)
-    order = plugin_order.configured()
     plugin_order.warn_once(order)
     LOG.debug('sparse_rbd_import takes stores %(ours)s of image %(image)s; '
               'Glance uploads %(others)s%(how)s',

@@ -40,6 +40,7 @@ from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
+from glance_sparse_import import plugin_order
 from glance_sparse_import import rbd_target
 from glance_sparse_import import sources
 from glance_sparse_import import stores
@@ -448,6 +449,9 @@ def _plugins_report():
         return None, [], ['image_import_plugins not read: %s' % e]
     notes = deployment.order_notes(plugins)
     problems = [n.text for n in notes if n.problem]
+    unsafe = plugin_order.unchecked_conversion(plugin_order.split(plugins))
+    if unsafe:
+        problems.append('missing: ' + unsafe)
     return ({'list': plugins,
              'order': [{'what': n.key, 'text': n.text, 'problem': n.problem}
                        for n in notes]}, problems, [])

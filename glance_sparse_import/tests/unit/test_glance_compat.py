@@ -247,6 +247,24 @@ def test_vmdk_types_read_when_present():
         cfg.CONF.clear_override('vmdk_allowed_types', group='image_format')
 
 
+def test_conversion_checks_read_from_its_source(monkeypatch, tmp_path):
+    from importlib import metadata
+    major = int(metadata.version('glance').split('.')[0])
+    # Glance 22.1.1 has no backing-file check; every later release does.
+    assert compat.conversion_checks_images() is (major > 22)
+    for text, expected in (("if 'backing-filename' in metadata:\n", True),
+                           ('qemu-img convert\n', False)):
+        module = tmp_path / ('conv%d.py' % expected)
+        module.write_text(text)
+        monkeypatch.setattr(compat.importlib.util, 'find_spec',
+                            lambda name: types.SimpleNamespace(
+                                origin=str(module)))
+        assert compat.conversion_checks_images() is expected
+    monkeypatch.setattr(compat.importlib.util, 'find_spec',
+                        lambda name: None)
+    assert compat.conversion_checks_images() is None
+
+
 def test_no_parallel_upload_before_glance_33(monkeypatch):
     monkeypatch.setattr(compat._deferred.load(),
                         'parallel_api_image_import', None)
@@ -521,4 +539,25 @@ def test_unexpected_error_building_the_flow_fails_the_import(
     with pytest.raises(compat.UploadException,
                        match="missing: a flow it can build "
                              r"\(AttributeError: 'Store' object has no "):
+        task.execute('file:///nonexistent/staging/image')
+
+
+def test_unchecked_conversion_first_fails_the_import(
+        monkeypatch, rbd_backends):
+    # Glance 22.1.1: image_conversion before ours converts a hostile qcow2
+    # unchecked; the import fails with the list to use instead.
+    monkeypatch.setattr(compat, '_PROBLEMS', [])
+    monkeypatch.setattr(compat, 'conversion_checks_images', lambda: False)
+    monkeypatch.setattr(plugin.plugin_order, 'configured',
+                        lambda: plugin.plugin_order.split(
+                            ['image_conversion', 'sparse_rbd_import']))
+    backend = ['ceph', 'local']
+    flow = plugin.get_flow(task_id='t7', task_type='api_image_import',
+                           backend=backend, action_wrapper=_Wrapper())
+    (task,) = list(flow)
+    assert isinstance(task, plugin._Refuse)
+    assert task.stores == ['ceph', 'local']
+    with pytest.raises(compat.UploadException,
+                       match=r"missing: a safe plugin order: .* list "
+                             r"sparse_rbd_import before image_conversion"):
         task.execute('file:///nonexistent/staging/image')
