@@ -16,7 +16,7 @@ The plugin runs inside Glance's API worker and needs more of Glance than
 its plugin interface: its exceptions, task and quota helpers, database
 models, the image domain object behind ``_ImportActions``, its format
 inspector and some of its options, and the configured glance_store RBD
-store objects. Those differ between Glance 26 (2023.1) and today. This
+store objects. Those differ between Glance 22 (Wallaby) and today. This
 module is the only one that names them, so the next Glance release changes
 one file; the rest of the plugin uses what it exports.
 
