@@ -37,12 +37,29 @@ LOG = logging.getLogger(__name__)
 PLUGIN_NAME = 'sparse_rbd_import'
 
 # Glance releases the plugin supports, by major version, and their series.
+# Xena and Yoga (23, 24) are between them, untested. Zed (25) is tested
+# as Debian 12 packages it (the debian-12 test lane).
 SERIES = {
+    22: 'wallaby', 25: 'zed',
     26: '2023.1', 27: '2023.2', 28: '2024.1', 29: '2024.2',
     30: '2025.1', 31: '2025.2', 32: '2026.1', 33: '2026.2',
 }
 OLDEST = min(SERIES)
 NEWEST = max(SERIES)
+
+
+def supported_range():
+    """The supported releases in words: 'Glance 22 and 26 to 33'."""
+    majors = sorted(SERIES)
+    runs = [[majors[0], majors[0]]]
+    for major in majors[1:]:
+        if major == runs[-1][1] + 1:
+            runs[-1][1] = major
+        else:
+            runs.append([major, major])
+    words = ['%d' % a if a == b else '%d to %d' % (a, b) for a, b in runs]
+    return 'Glance ' + ' and '.join(words)
+
 
 # Glance's own eventlet server, the ``glance-api`` program, exists up to
 # this release (2026.1); Glance 33 removed it. The plugin runs under it and
@@ -112,7 +129,8 @@ def install_hint(req, python=None):
 Release = collections.namedtuple('Release', 'version major series status')
 Release.__doc__ = """The installed Glance.
 
-``status`` is 'supported', 'older', 'newer' or 'absent'.
+``status`` is 'supported', 'untested' (in the range, but not one of
+``SERIES``), 'older', 'newer' or 'absent'.
 """
 
 
@@ -130,8 +148,10 @@ def glance_release():
         status = 'older'
     elif major > NEWEST:
         status = 'newer'
-    else:
+    elif major in SERIES:
         status = 'supported'
+    else:
+        status = 'untested'
     return Release(version, major, SERIES.get(major), status)
 
 

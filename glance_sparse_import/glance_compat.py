@@ -16,7 +16,7 @@ The plugin runs inside Glance's API worker and needs more of Glance than
 its plugin interface: its exceptions, task and quota helpers, database
 models, the image domain object behind ``_ImportActions``, its format
 inspector and some of its options, and the configured glance_store RBD
-store objects. Those differ between Glance 26 (2023.1) and today. This
+store objects. Those differ between Glance 22 (Wallaby) and today. This
 module is the only one that names them, so the next Glance release changes
 one file; the rest of the plugin uses what it exports.
 
@@ -24,9 +24,20 @@ Fallbacks are chosen by what is present, never by version numbers:
 
 * format inspector: ``oslo_utils.imageutils.format_inspector`` with
   ``InspectWrapper.formats`` (oslo.utils 7.4+); else Glance's own
-  ``glance.common.format_inspector`` (Glance 26 to 29), used as that
-  Glance's ``image_conversion`` uses it; else oslo.utils 7.3's, without
-  ``formats``.
+  ``glance.common.format_inspector`` with ``detect_file_format`` (Glance
+  26 to 29, and distribution builds of older Glance that carry the 2024
+  backports), used as that Glance's ``image_conversion`` uses it; else
+  oslo.utils 7.3's, without ``formats``; else none, and every import is
+  refused (Glance 22 to 25 as released: oslo.utils 7.4 goes into their
+  environment).
+* ``[image_format] vmdk_allowed_types`` (Glance 23.1+): else that
+  option's default, ``streamOptimized`` and ``monolithicSparse``.
+* ``_ImportActions.image_disk_format`` and ``image_extra_properties``
+  (Glance 25+): else the same attributes of the image the action wraps.
+* ``_ImportActions.set_image_attribute`` accepting ``size`` (Glance 23+,
+  found by calling it on a stand-in image): else ``size`` is set on the
+  image the action wraps, as Glance 22's own ``ImageProxy.set_data``
+  does.
 * ``[image_format] gpt_safety_checks_nonfatal`` (Glance 30+): else
   Glance 30's default, ``['mbr']``; only oslo.utils' inspector knows GPT.
 * the RBD store's ``store_conf`` (glance_store 5.0+): else the option group
@@ -50,7 +61,9 @@ then fails every import that names an RBD store with that list.
 
 import contextlib
 import importlib
+import importlib.util
 import threading
+import types
 
 from oslo_concurrency import processutils
 from oslo_config import cfg
@@ -163,15 +176,38 @@ class _Deferred(object):
         wrapper = _attr(api_image_import, 'ImportActionWrapper')
         _attr(wrapper, 'assert_task_lock',
               'ImportActionWrapper.assert_task_lock')
+        self.action_reads = actions is not None and all(
+            hasattr(actions, name) for name in _ACTION_READS)
+        self.sets_size = _sets_size(actions)
+
+
+def _sets_size(actions):
+    """Whether ``actions.set_image_attribute`` accepts ``size``.
+
+    Glance up to 22 allows only status, formats and virtual_size: it
+    raises AttributeError before setting anything. Called on a stand-in
+    image, not on one of Glance's.
+    """
+    if actions is None or not hasattr(actions, 'set_image_attribute'):
+        return False
+    probe = actions.__new__(actions)
+    probe._image = types.SimpleNamespace()
+    try:
+        probe.set_image_attribute(size=0)
+    except AttributeError:
+        return False
+    return getattr(probe._image, 'size', None) == 0
 
 
 _deferred = _Deferred()
 
 # What the plugin calls on the action of an ImportActionWrapper.
-_ACTIONS = ('image_disk_format', 'image_extra_properties', 'image_status',
+_ACTIONS = ('image_status',
             'add_importing_stores', 'remove_importing_stores',
             'add_failed_stores', 'remove_failed_stores',
             'set_image_attribute', 'remove_location_for_store')
+# Read from the wrapped image where the action lacks them (Glance < 25).
+_ACTION_READS = ('image_disk_format', 'image_extra_properties')
 
 # Glance's limits for qemu-img info; the same values as every Glance since
 # they were introduced if a release moves them.
@@ -182,9 +218,12 @@ QEMU_IMG_PROC_LIMITS = (
 
 for _opt, _group in (('image_size_cap', None), ('hashing_algorithm', None),
                      ('metadata_encryption_key', None),
-                     ('python_interpreter', 'wsgi'),
-                     ('vmdk_allowed_types', 'image_format')):
+                     ('python_interpreter', 'wsgi')):
     _import_opt(_opt, 'glance.common.config', group=_group)
+_HAS_VMDK_OPTION = _import_opt('vmdk_allowed_types', 'glance.common.config',
+                               group='image_format', required=False)
+# The option's default from Glance 23.1, for Glance without it.
+_VMDK_ALLOWED_DEFAULT = ('streamOptimized', 'monolithicSparse')
 _HAS_GPT_OPTION = _import_opt('gpt_safety_checks_nonfatal',
                               'glance.common.config', group='image_format',
                               required=False)
@@ -240,6 +279,33 @@ def image_of(action):
     return action._image
 
 
+def image_disk_format(action):
+    """The disk_format the image claims."""
+    if _deferred.load().action_reads:
+        return action.image_disk_format
+    return image_of(action).disk_format
+
+
+def image_extra_properties(action):
+    """A copy of the image's extra properties, as a dict."""
+    if _deferred.load().action_reads:
+        return action.image_extra_properties
+    return dict(image_of(action).extra_properties)
+
+
+def set_image_attribute(action, **attrs):
+    """``action.set_image_attribute(**attrs)``, ``size`` included.
+
+    Where Glance refuses ``size`` there (up to 22), it is set on the
+    wrapped image, as that Glance's ``ImageProxy.set_data`` sets it; the
+    action saves the image on leaving the wrapper either way.
+    """
+    if 'size' in attrs and not _deferred.load().sets_size:
+        image_of(action).size = attrs.pop('size')
+    if attrs:
+        action.set_image_attribute(**attrs)
+
+
 def domain_image(action):
     """The ``glance.domain.Image`` under the proxies of an action's image.
 
@@ -270,6 +336,13 @@ def reopen_active(action):
     if not hasattr(image, '_status'):
         raise AttributeError('glance.domain.Image has no _status')
     image._status = 'importing'
+
+
+def vmdk_allowed_types():
+    """The VMDK create-types allowed, as Glance 23.1+ configures."""
+    if _HAS_VMDK_OPTION:
+        return list(CONF.image_format.vmdk_allowed_types)
+    return list(_VMDK_ALLOWED_DEFAULT)
 
 
 def gpt_nonfatal_checks():
@@ -343,6 +416,35 @@ def configured_rbd_stores():
     return []
 
 
+_CONVERSION_MODULE = 'glance.async_.flows.plugins.image_conversion'
+# What Glance's image_conversion says when it refuses a backing file: in
+# every release with its 2022-2024 safety fixes (23.1+, wallaby-eom), not
+# in Glance 22.1.1 as released.
+_CONVERSION_CHECK = "'backing-filename' in metadata"
+
+
+def conversion_checks_images():
+    """Whether Glance's ``image_conversion`` refuses unsafe images.
+
+    Read from its source, without importing it: Glance 22.1.1 converts a
+    qcow2 with a backing file (reading that file) where later releases
+    refuse it. A plugin after it sees only its raw output.
+
+    :returns: True or False; None when this Glance has no image_conversion
+    """
+    try:
+        spec = importlib.util.find_spec(_CONVERSION_MODULE)
+    except ImportError:
+        return None
+    if spec is None or not spec.origin:
+        return None
+    try:
+        with open(spec.origin) as f:
+            return _CONVERSION_CHECK in f.read()
+    except OSError:
+        return None
+
+
 def uploads_in_parallel(method, stores):
     """Whether Glance uploads ``stores`` with its parallel import."""
     parallel = _deferred.load().parallel_api_image_import
@@ -384,9 +486,14 @@ def _inspector_module():
     if has_wrapper:
         return oslo, ('oslo_utils.imageutils.format_inspector (no '
                       'InspectWrapper.formats)')
-    _missing('a format inspector with detect_file_format',
-             'neither oslo.utils >= 7.3 nor glance.common.format_inspector '
-             'with detect_file_format is installed')
+    _missing('a format inspector, so Glance\'s format safety checks '
+             'cannot run and no image is imported without them',
+             'neither oslo_utils.imageutils.format_inspector (oslo.utils '
+             '>= 7.3) nor glance.common.format_inspector with '
+             'detect_file_format is installed; install oslo.utils >= 7.4 '
+             'into Glance\'s environment (pip install "oslo.utils>=7.4"; '
+             'it was seen to coexist with Glance 22 to 29) or use a Glance '
+             'build with the 2024 format inspector backports')
     return None, None
 
 
@@ -630,12 +737,23 @@ def describe():
         'format inspector': INSPECTOR or 'missing',
         'ISO inspector': 'yes' if HAS_ISO_INSPECTOR else
                          'no (the ISO 9660 descriptor is read)',
+        '[image_format] vmdk_allowed_types':
+            'option' if _HAS_VMDK_OPTION else 'default %s' %
+            ','.join(_VMDK_ALLOWED_DEFAULT),
+        'image disk_format and extra properties':
+            '_ImportActions' if glance.action_reads else 'the image',
+        'image size':
+            'set_image_attribute' if glance.sets_size else
+            'set on the image (set_image_attribute refuses size)',
         '[image_format] gpt_safety_checks_nonfatal':
             'option' if _HAS_GPT_OPTION else 'default %s' %
             ','.join(_GPT_NONFATAL_DEFAULT),
         'database session':
             'session_for_read' if glance.session_for_read else
             'get_session' if glance.get_session else 'missing',
+        'image_conversion refuses unsafe images':
+            {True: 'yes', False: 'no (list sparse_rbd_import before it)',
+             None: 'no image_conversion'}[conversion_checks_images()],
         'parallel store upload':
             'yes' if glance.parallel_api_image_import else 'no',
     }

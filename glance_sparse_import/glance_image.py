@@ -13,7 +13,8 @@
 """Record an upload on the Glance image, as ``ImageProxy.set_data`` does.
 
 ``_ImportActions.set_image_attribute`` only allows status, formats and
-sizes; locations and hashes live on the image domain object it wraps. This
+sizes (not ``size`` up to Glance 22: glance_compat); locations and hashes
+live on the image domain object it wraps. This
 module is the one place that reaches it, so a Glance change that moves it
 breaks here (and in the functional tests), not in a cloud.
 """
@@ -64,7 +65,7 @@ def record_data(action, size, virtual_size, converted):
         attrs['virtual_size'] = virtual_size
     if converted:
         attrs.update(disk_format='raw', container_format='bare')
-    action.set_image_attribute(**attrs)
+    compat.set_image_attribute(action, **attrs)
 
 
 def set_queued(action):

@@ -27,6 +27,7 @@ import collections
 import json
 import os
 import re
+import sys
 import tempfile
 
 from oslo_concurrency import processutils
@@ -104,12 +105,15 @@ def inspect_image(path, claimed_format, max_virtual_size, python_exec=None):
     :param claimed_format: the image's disk_format
     :param max_virtual_size: largest virtual size allowed, in bytes
     :param python_exec: interpreter that applies qemu-img's process limits
-                        (Glance's ``[wsgi] python_interpreter``)
+                        (Glance's ``[wsgi] python_interpreter``; None:
+                        this one)
     :returns: ImageInfo
     :raises InvalidImage: the image is unsafe, corrupt, too large, or not
                           in the claimed format
     :raises SourceError: the file or qemu-img could not be used
     """
+    # oslo.concurrency before 5 runs None as the interpreter.
+    python_exec = python_exec or sys.executable
     try:
         actual_size = os.stat(path).st_size
     except OSError as e:
@@ -470,7 +474,7 @@ def _check_qemu_metadata(metadata, qemu_format):
 
     if qemu_format == 'vmdk':
         create_type = data.get('create-type')
-        allowed = CONF.image_format.vmdk_allowed_types
+        allowed = compat.vmdk_allowed_types()
         if not create_type:
             raise errors.InvalidImage('Unable to determine VMDK create-type')
         if not allowed:

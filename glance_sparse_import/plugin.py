@@ -151,9 +151,9 @@ class _SparseRbdImport(task.Task):
             # would leave ours listed as importing.
             action.add_importing_stores(self._store_names)
             action.remove_failed_stores(self._store_names)
-            claimed_format = action.image_disk_format
+            claimed_format = compat.image_disk_format(action)
             hash_algo = glance_image.hashing_algorithm(action)
-            extra_properties = action.image_extra_properties
+            extra_properties = compat.image_extra_properties(action)
 
         # What the owner signed is what they uploaded: verify it before
         # anything reads it as an image.
@@ -625,6 +625,14 @@ def _get_flow(**kwargs):
             flow.add(_Refuse(task_type, task_id, action_wrapper,
                              list(stores), problems))
         return flow
+    order = plugin_order.configured()
+    unsafe = plugin_order.unchecked_conversion(order)
+    if unsafe and any(rbd_stores.is_rbd(n) for n in stores):
+        LOG.error('sparse_rbd_import refuses the import of image '
+                  '%(image)s. Missing: %(problem)s',
+                  {'image': action_wrapper.image_id, 'problem': unsafe})
+        return flow.add(_Refuse(task_type, task_id, action_wrapper,
+                                list(stores), [unsafe]))
     if plugin_order.stand_aside():
         return flow
     names = _take_rbd_stores(task_id, stores)
@@ -637,7 +645,6 @@ def _get_flow(**kwargs):
     import_req = kwargs.get('import_req') or {}
     names = [s.name for s in ours]
     others_in_parallel = _glance_uploads_in_parallel(import_req, stores)
-    order = plugin_order.configured()
     plugin_order.warn_once(order)
     LOG.debug('sparse_rbd_import takes stores %(ours)s of image %(image)s; '
               'Glance uploads %(others)s%(how)s',

@@ -27,7 +27,9 @@ stock Glance's result in any order:
 * a converting plugin before ours has already written a full raw file in
   staging: the import is exact but the conversion is done twice. That
   costs time, not correctness; it is logged once per process, with the
-  list that avoids it.
+  list that avoids it. Except where Glance's ``image_conversion`` makes
+  no safety checks (Glance 22 as released converts a qcow2 with a backing
+  file): ours would see only its raw output, so that order is refused.
 """
 
 import collections
@@ -148,6 +150,27 @@ def stand_aside():
                     'only raw images from RBD: set output_format = raw to '
                     'use sparse_rbd_import', target, target)
     return True
+
+
+def unchecked_conversion(order):
+    """Why this order cannot run safely here, or None.
+
+    A converting plugin before ours that makes none of Glance's safety
+    checks (``glance_compat.conversion_checks_images``) hands ours only
+    its raw output: a hostile image would already have been read.
+    """
+    converters = order.converted_before
+    if not converters or compat.conversion_checks_images() is not False:
+        return None
+    return ('a safe plugin order: image_import_plugins = %(plugins)s runs '
+            '%(conv)s before sparse_rbd_import, and this Glance\'s '
+            '%(conv)s does not refuse unsafe images (a qcow2 with a backing '
+            'file is converted, reading that file), so sparse_rbd_import '
+            'would only see its output; list sparse_rbd_import before '
+            '%(conv)s: image_import_plugins = %(fixed)s'
+            % {'plugins': _render(order.plugins),
+               'conv': ', '.join(converters),
+               'fixed': _render(order.recommended())})
 
 
 def warn_once(order):

@@ -18,45 +18,32 @@
 # them through a .pth file (tools/link-debian-glance.py). apt resolves
 # against the system's own sources and installed packages and downloads
 # into a private folder; no maintainer script runs and the system's
-# packages and configuration are not changed. Writes PINS (name===version
-# of every Python distribution unpacked) beside root. Idempotent.
+# packages and configuration are not changed. Idempotent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 DEST=.cache/debian-glance
 PACKAGES=(glance-api python3-glance python3-glanceclient
           python3-openstackclient uwsgi-core uwsgi-plugin-python3)
 
-[ -f "$DEST/PINS" ] && exit 0
+[ -d "$DEST/root" ] && exit 0
 
 mkdir -p .cache
 work=$(mktemp -d "$PWD/.cache/debian-glance.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 mkdir -p "$work/archives/partial"
 echo "fetch-debian-glance: ${PACKAGES[*]} and their dependencies"
-apt-get -q -y -o Dir::Cache::archives="$work/archives" \
-    -o APT::Sandbox::User=root install --download-only \
-    --no-install-recommends "${PACKAGES[@]}" >/dev/null
+download() {
+    apt-get -q -y -o Dir::Cache::archives="$work/archives" \
+        -o APT::Sandbox::User=root install --download-only \
+        --no-install-recommends "${PACKAGES[@]}" >/dev/null
+}
+# Package lists missing or out of date (a machine whose packages were all
+# installed long ago): refresh them once.
+download || { apt-get update -qq && download; }
 mkdir "$work/out"
 for deb in "$work"/archives/*.deb; do
     dpkg-deb -x "$deb" "$work/out/root"
     basename "$deb" >> "$work/out/DEBS"
 done
-/usr/bin/python3 - "$work/out" <<'PY'
-import email.parser, glob, os, sys
-out = sys.argv[1]
-site = os.path.join(out, 'root/usr/lib/python3/dist-packages')
-pins = []
-for info in sorted(glob.glob(os.path.join(site, '*.egg-info')) +
-                   glob.glob(os.path.join(site, '*.dist-info'))):
-    meta = os.path.join(info, 'PKG-INFO' if info.endswith('.egg-info')
-                        else 'METADATA')
-    if not os.path.isfile(meta):
-        meta = info  # an egg-info file, not a folder
-    with open(meta, errors='replace') as f:
-        head = email.parser.Parser().parse(f, headersonly=True)
-    pins.append('%s===%s\n' % (head['Name'], head['Version']))
-with open(os.path.join(out, 'PINS'), 'w') as f:
-    f.writelines(pins)
-PY
 rm -rf "$DEST"
 mv -T "$work/out" "$DEST"

@@ -14,7 +14,9 @@
 
 tools/fetch-debian-glance.sh unpacked Debian's glance-api, python3-glance,
 their dependencies, Debian's glance and openstack clients and Debian's
-uWSGI into .cache/debian-glance/root. This names that dist-packages in a
+uWSGI into .cache/debian-glance/root. This writes PINS beside it
+(``name===version`` of every Python distribution there, what the tests
+compare the environment with), names that dist-packages in a
 ``.pth`` file of the virtualenv (which, built with the system's site
 packages, also sees Debian's rados and rbd bindings), and puts next to its
 interpreter the commands the test bed starts, each running Debian's own
@@ -23,6 +25,8 @@ script or binary: ``glance-api`` (eventlet), ``glance-manage``,
 uwsgi-core with its http and python3 plugins).
 """
 
+import email.parser
+import glob
 import os
 import stat
 import sys
@@ -43,11 +47,27 @@ def _write_script(path, text):
              stat.S_IXOTH)
 
 
+def write_pins(site):
+    pins = []
+    for info in sorted(glob.glob(os.path.join(site, '*.egg-info')) +
+                       glob.glob(os.path.join(site, '*.dist-info'))):
+        meta = info
+        if os.path.isdir(info):
+            meta = os.path.join(info, 'METADATA' if info.endswith(
+                '.dist-info') else 'PKG-INFO')
+        with open(meta, errors='replace') as f:
+            head = email.parser.Parser().parse(f, headersonly=True)
+        pins.append('%s===%s\n' % (head['Name'], head['Version']))
+    with open(os.path.join(os.path.dirname(ROOT), 'PINS'), 'w') as f:
+        f.writelines(pins)
+
+
 def main():
     site = os.path.join(ROOT, 'usr', 'lib', 'python3', 'dist-packages')
     if not os.path.isdir(os.path.join(site, 'glance')):
         sys.exit('no Debian Glance in %s: run tools/fetch-debian-glance.sh'
                  % ROOT)
+    write_pins(site)
     with open(os.path.join(sysconfig.get_paths()['purelib'],
                            'debian-glance.pth'), 'w') as f:
         f.write(site + '\n')

@@ -40,6 +40,7 @@ from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
+from glance_sparse_import import plugin_order
 from glance_sparse_import import rbd_target
 from glance_sparse_import import sources
 from glance_sparse_import import stores
@@ -421,11 +422,16 @@ def _load_plugin(args):
 def _glance_report():
     release = deployment.glance_release()
     problems, warnings = [], []
-    supported = 'Glance %d to %d' % (deployment.OLDEST, deployment.NEWEST)
+    supported = deployment.supported_range()
     if release.status == 'absent':
         problems.append('Glance is not installed for %s' % sys.executable)
     elif release.status == 'older':
         problems.append('Glance %s is older than the supported range (%s)'
+                        % (release.version, supported))
+    elif release.status == 'untested':
+        warnings.append('Glance %s is between the supported releases (%s): '
+                        'not tested; the plugin detects what it needs, '
+                        'and fails every import when something is missing'
                         % (release.version, supported))
     elif release.status == 'newer':
         warnings.append('Glance %s is newer than the supported range (%s): '
@@ -443,6 +449,9 @@ def _plugins_report():
         return None, [], ['image_import_plugins not read: %s' % e]
     notes = deployment.order_notes(plugins)
     problems = [n.text for n in notes if n.problem]
+    unsafe = plugin_order.unchecked_conversion(plugin_order.split(plugins))
+    if unsafe:
+        problems.append('missing: ' + unsafe)
     return ({'list': plugins,
              'order': [{'what': n.key, 'text': n.text, 'problem': n.problem}
                        for n in notes]}, problems, [])

@@ -115,8 +115,8 @@ def test_requires_the_distribution_packages(rpm_file):
     for name in ('qemu-img', 'python3-libnbd', 'python3-rados',
                  'python3-rbd'):
         assert name in requires, name
-    # Glance 26 (2023.1), the oldest release the plugin supports.
-    assert requires['python3-glance'] == '1:26.0.0'
+    # Glance 22 (Wallaby), the oldest release the plugin supports.
+    assert requires['python3-glance'] == '1:22.0.0'
 
 
 def test_requires_floors_are_requirements_txt(rpm_file):

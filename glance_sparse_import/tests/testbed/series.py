@@ -22,6 +22,7 @@ import re
 
 # Series -> Glance major version.
 GLANCE = {
+    'wallaby': 22,
     '2023.1': 26,
     '2024.1': 28,
     '2025.1': 30,
@@ -33,6 +34,12 @@ GLANCE = {
 # Series whose versions are a distribution's packages, not PyPI's.
 DISTRIBUTION = {'debian-12': os.path.join('.cache', 'debian-glance',
                                           'PINS')}
+# What the install guide has operators add to a series' Glance environment
+# beyond its upper constraints: series -> {distribution: version}.
+# Wallaby's Glance 22 and oslo.utils 4.8 have no format inspector.
+OPERATOR_ADDED = {
+    'wallaby': {'oslo.utils': '7.4.0'},
+}
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(
     os.path.dirname(os.path.abspath(__file__)))))
 CONSTRAINTS_DIR = os.path.join(os.path.dirname(ROOT), 'shared',
@@ -48,6 +55,11 @@ def current():
     return name
 
 
+def newest():
+    """The newest series: today's PyPI, without upper constraints."""
+    return max(GLANCE, key=GLANCE.get)
+
+
 def normalize(name):
     """A distribution name as pip compares them (PEP 503)."""
     return re.sub(r'[-_.]+', '-', name).lower()
@@ -61,7 +73,7 @@ def upper_constraints(name):
     path = os.path.join(CONSTRAINTS_DIR, '%s.txt' % name)
     if name in DISTRIBUTION:
         path = os.path.join(ROOT, DISTRIBUTION[name])
-    elif name == max(GLANCE, key=GLANCE.get):
+    elif name == newest():
         return {}
     pins = {}
     with open(path) as f:

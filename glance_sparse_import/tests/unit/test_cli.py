@@ -248,7 +248,8 @@ def test_check_text_without_configuration():
 
 
 @pytest.mark.parametrize('version,status,problem', [
-    ('25.1.0', 'older', True), ('22.1.1', 'older', True),
+    ('21.1.0', 'older', True), ('22.1.1', 'supported', False),
+    ('24.2.0', 'untested', False), ('25.1.0', 'supported', False),
     ('26.1.0', 'supported', False), ('33.0.0', 'supported', False),
     ('34.0.0', 'newer', False)])
 def test_check_glance_release(monkeypatch, version, status, problem):
@@ -260,4 +261,5 @@ def test_check_glance_release(monkeypatch, version, status, problem):
     # Out of range is never silent.
     assert bool(problems or warnings) is (status != 'supported')
     if problems:
-        assert version in problems[0] and '26 to 33' in problems[0]
+        assert version in problems[0]
+        assert 'Glance 22 and 25 to 33' in problems[0]

@@ -42,8 +42,10 @@ def test_install_hint():
 
 
 def test_supported_range_matches_the_series():
-    assert (deployment.OLDEST, deployment.NEWEST) == (26, 33)
+    assert (deployment.OLDEST, deployment.NEWEST) == (22, 33)
+    assert deployment.SERIES[22] == 'wallaby'
     assert deployment.SERIES[26] == '2023.1'
+    assert deployment.supported_range() == 'Glance 22 and 25 to 33'
     assert deployment.LAST_EVENTLET_SERVER == 32
 
 

@@ -147,6 +147,124 @@ def test_gpt_option_read_when_present():
                                 group='image_format')
 
 
+class _ImageOnly(object):
+    """An action of Glance 22: reads and ``size`` only through ``_image``."""
+
+    def __init__(self):
+        self._image = types.SimpleNamespace(
+            disk_format='qcow2', extra_properties={'k': 'v'}, size=None,
+            status='importing')
+        self.saved = []
+
+    def set_image_attribute(self, **attrs):
+        # Glance 22's allowed list.
+        for name, value in attrs.items():
+            if name not in ('status', 'disk_format', 'container_format',
+                            'virtual_size'):
+                raise AttributeError('Setting %s is not allowed' % name)
+            setattr(self._image, name, value)
+
+
+def test_image_reads_fall_back_to_the_image(monkeypatch):
+    monkeypatch.setattr(compat._deferred.load(), 'action_reads', False)
+    action = _ImageOnly()
+    assert compat.image_disk_format(action) == 'qcow2'
+    properties = compat.image_extra_properties(action)
+    assert properties == {'k': 'v'}
+    properties['k'] = 'changed'
+    assert action._image.extra_properties == {'k': 'v'}
+
+
+def test_image_reads_from_the_action_when_it_has_them():
+    glance = compat._deferred.load()
+    if not glance.action_reads:
+        # Glance before 25 (a series environment): nothing to read there.
+        assert not hasattr(_actions_class(), 'image_disk_format')
+        return
+    action = _actions_class()(types.SimpleNamespace(
+        disk_format='vmdk', extra_properties={'a': 'b'}))
+    assert compat.image_disk_format(action) == 'vmdk'
+    assert compat.image_extra_properties(action) == {'a': 'b'}
+
+
+def _actions_class():
+    from glance.async_.flows import api_image_import
+    return api_image_import._ImportActions
+
+
+def test_sets_size_detected_on_glance_22_shape():
+    class Glance22(_ImageOnly):
+        pass
+    assert compat._sets_size(Glance22) is False
+    assert compat._sets_size(None) is False
+
+
+def test_sets_size_detected_on_this_glance():
+    from importlib import metadata
+    major = int(metadata.version('glance').split('.')[0])
+    assert compat._sets_size(_actions_class()) is (major >= 23)
+    assert compat._deferred.load().sets_size is (major >= 23)
+
+
+def test_size_set_on_the_image_where_glance_refuses_it(monkeypatch):
+    monkeypatch.setattr(compat._deferred.load(), 'sets_size', False)
+    action = _ImageOnly()
+    compat.set_image_attribute(action, size=1234, virtual_size=4096,
+                               disk_format='raw')
+    assert (action._image.size, action._image.virtual_size,
+            action._image.disk_format) == (1234, 4096, 'raw')
+    compat.set_image_attribute(action, size=99)
+    assert action._image.size == 99
+
+
+def test_size_through_the_action_where_glance_accepts_it(monkeypatch):
+    monkeypatch.setattr(compat._deferred.load(), 'sets_size', True)
+    action = _ImageOnly()
+    # Glance 22's action refuses it: proof the action was asked.
+    with pytest.raises(AttributeError, match='Setting size'):
+        compat.set_image_attribute(action, size=1)
+
+
+def test_vmdk_types_default_before_glance_23_1(monkeypatch):
+    monkeypatch.setattr(compat, '_HAS_VMDK_OPTION', False)
+    assert compat.vmdk_allowed_types() == ['streamOptimized',
+                                           'monolithicSparse']
+    assert compat.describe()['[image_format] vmdk_allowed_types'] == \
+        'default streamOptimized,monolithicSparse'
+
+
+def test_vmdk_types_read_when_present():
+    if not compat._HAS_VMDK_OPTION:
+        # Glance 22 as released (a series environment): the default.
+        assert compat.vmdk_allowed_types() == ['streamOptimized',
+                                               'monolithicSparse']
+        return
+    cfg.CONF.set_override('vmdk_allowed_types', ['streamOptimized'],
+                          group='image_format')
+    try:
+        assert compat.vmdk_allowed_types() == ['streamOptimized']
+    finally:
+        cfg.CONF.clear_override('vmdk_allowed_types', group='image_format')
+
+
+def test_conversion_checks_read_from_its_source(monkeypatch, tmp_path):
+    from importlib import metadata
+    major = int(metadata.version('glance').split('.')[0])
+    # Glance 22.1.1 has no backing-file check; every later release does.
+    assert compat.conversion_checks_images() is (major > 22)
+    for text, expected in (("if 'backing-filename' in metadata:\n", True),
+                           ('qemu-img convert\n', False)):
+        module = tmp_path / ('conv%d.py' % expected)
+        module.write_text(text)
+        monkeypatch.setattr(compat.importlib.util, 'find_spec',
+                            lambda name: types.SimpleNamespace(
+                                origin=str(module)))
+        assert compat.conversion_checks_images() is expected
+    monkeypatch.setattr(compat.importlib.util, 'find_spec',
+                        lambda name: None)
+    assert compat.conversion_checks_images() is None
+
+
 def test_no_parallel_upload_before_glance_33(monkeypatch):
     monkeypatch.setattr(compat._deferred.load(),
                         'parallel_api_image_import', None)
@@ -208,6 +326,75 @@ def _legacy_module():
         ALL_FORMATS={name: legacy(cls)
                      for name, cls in oslo.ALL_FORMATS.items()},
         ImageFormatError=oslo.ImageFormatError)
+
+
+def _inspectors(monkeypatch, oslo=None, own=None):
+    """_inspector_module() with these two modules (None: not importable).
+
+    :returns: its result and what it recorded as missing
+    """
+    modules = {'oslo_utils.imageutils.format_inspector': oslo,
+               'glance.common.format_inspector': own}
+
+    def fake_import(name, what=None):
+        if modules[name] is None and what is not False:
+            compat._missing(what or name, ImportError(name))
+        return modules[name]
+
+    monkeypatch.setattr(compat, '_import', fake_import)
+    monkeypatch.setattr(compat, '_PROBLEMS', [])
+    return compat._inspector_module(), compat.problems()
+
+
+def _oslo(formats=True):
+    wrapper = type('InspectWrapper', (), {'formats': None} if formats
+                   else {})
+    return types.SimpleNamespace(InspectWrapper=wrapper)
+
+
+def _own():
+    return types.SimpleNamespace(detect_file_format=lambda path: None)
+
+
+def test_inspector_oslo_with_formats_first(monkeypatch):
+    oslo = _oslo()
+    (module, name), problems = _inspectors(monkeypatch, oslo, _own())
+    assert (module, name) == (oslo, 'oslo_utils.imageutils.format_inspector')
+    assert problems == []
+
+
+def test_inspector_glance_own_without_oslo(monkeypatch):
+    # Glance 26 to 29, and distribution builds of Glance 22 with the 2024
+    # backports, on their own oslo.utils.
+    own = _own()
+    (module, name), problems = _inspectors(monkeypatch, None, own)
+    assert (module, name) == (own, 'glance.common.format_inspector')
+    assert problems == []
+
+
+def test_inspector_glance_own_before_oslo_7_3(monkeypatch):
+    own = _own()
+    (module, name), _ = _inspectors(monkeypatch, _oslo(formats=False), own)
+    assert module is own
+
+
+def test_no_inspector_refuses_every_import_and_says_how_to_fix(
+        monkeypatch, rbd_backends):
+    # Glance 22 as released, on Wallaby's oslo.utils 4.8: a Glance module
+    # without detect_file_format, no oslo inspector.
+    (module, name), problems = _inspectors(
+        monkeypatch, None, types.SimpleNamespace())
+    assert (module, name) == (None, None)
+    (problem,) = [p for p in problems if p.startswith('a format inspector')]
+    assert "Glance's format safety checks cannot run" in problem
+    assert 'pip install "oslo.utils>=7.4"' in problem
+    flow = plugin.get_flow(task_id='t6', task_type='api_image_import',
+                           backend=['ceph'], action_wrapper=_Wrapper())
+    (task,) = list(flow)
+    assert isinstance(task, plugin._Refuse)
+    with pytest.raises(compat.UploadException,
+                       match='oslo.utils>=7.4'):
+        task.execute('file:///nonexistent/staging/image')
 
 
 def test_stream_detector_raw(inspector_api):
@@ -352,4 +539,25 @@ def test_unexpected_error_building_the_flow_fails_the_import(
     with pytest.raises(compat.UploadException,
                        match="missing: a flow it can build "
                              r"\(AttributeError: 'Store' object has no "):
+        task.execute('file:///nonexistent/staging/image')
+
+
+def test_unchecked_conversion_first_fails_the_import(
+        monkeypatch, rbd_backends):
+    # Glance 22.1.1: image_conversion before ours converts a hostile qcow2
+    # unchecked; the import fails with the list to use instead.
+    monkeypatch.setattr(compat, '_PROBLEMS', [])
+    monkeypatch.setattr(compat, 'conversion_checks_images', lambda: False)
+    monkeypatch.setattr(plugin.plugin_order, 'configured',
+                        lambda: plugin.plugin_order.split(
+                            ['image_conversion', 'sparse_rbd_import']))
+    backend = ['ceph', 'local']
+    flow = plugin.get_flow(task_id='t7', task_type='api_image_import',
+                           backend=backend, action_wrapper=_Wrapper())
+    (task,) = list(flow)
+    assert isinstance(task, plugin._Refuse)
+    assert task.stores == ['ceph', 'local']
+    with pytest.raises(compat.UploadException,
+                       match=r"missing: a safe plugin order: .* list "
+                             r"sparse_rbd_import before image_conversion"):
         task.execute('file:///nonexistent/staging/image')

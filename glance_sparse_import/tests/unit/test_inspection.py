@@ -45,7 +45,9 @@ def work(tmp_path_factory):
 @pytest.fixture
 def image_format_conf():
     yield inspection.CONF
-    inspection.CONF.clear_override('vmdk_allowed_types', group='image_format')
+    if compat._HAS_VMDK_OPTION:
+        inspection.CONF.clear_override('vmdk_allowed_types',
+                                       group='image_format')
     try:
         inspection.CONF.clear_override('gpt_safety_checks_nonfatal',
                                        group='image_format')
@@ -246,14 +248,23 @@ def test_virtual_size_over_configured_cap(work):
     rejected(str(work / 'base.raw'), 'raw', cap=SIZE - 1, match='exceeds')
 
 
-def test_vmdk_create_type_not_allowed(work, image_format_conf):
+def _allow_vmdk(conf, monkeypatch, create_types):
+    if compat._HAS_VMDK_OPTION:
+        conf.set_override('vmdk_allowed_types', create_types,
+                          group='image_format')
+    else:
+        # Glance 22 as released: the option's default of Glance 23.1.
+        monkeypatch.setattr(compat, '_VMDK_ALLOWED_DEFAULT',
+                            tuple(create_types))
+
+
+def test_vmdk_create_type_not_allowed(work, image_format_conf, monkeypatch):
     path = converted(work, 'sparse.vmdk', 'vmdk',
                      'subformat=monolithicSparse')
-    image_format_conf.set_override('vmdk_allowed_types',
-                                   ['streamOptimized'], group='image_format')
+    assert inspection.inspect_image(path, 'vmdk', SIZE).format == 'vmdk'
+    _allow_vmdk(image_format_conf, monkeypatch, ['streamOptimized'])
     rejected(path, 'vmdk', match='create-type')
-    image_format_conf.set_override('vmdk_allowed_types', [],
-                                   group='image_format')
+    _allow_vmdk(image_format_conf, monkeypatch, [])
     rejected(path, 'vmdk')
 
 

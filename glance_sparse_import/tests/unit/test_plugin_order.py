@@ -162,3 +162,31 @@ def test_active_to_queued_refused_by_glance_itself():
     from glance.common import exception
     with pytest.raises(exception.InvalidImageStatusTransition):
         action.set_image_attribute(status='queued')
+
+
+@pytest.mark.parametrize('checks', [True, None])
+def test_conversion_first_allowed_where_it_checks(monkeypatch, checks):
+    monkeypatch.setattr(plugin_order.compat, 'conversion_checks_images',
+                        lambda: checks)
+    order = plugin_order.split(['image_conversion', OURS])
+    assert plugin_order.unchecked_conversion(order) is None
+
+
+@pytest.mark.parametrize('plugins,refused', [
+    (['image_conversion', OURS], True),
+    (['inject_image_metadata', 'image_conversion', OURS], True),
+    ([OURS, 'image_conversion'], False),
+    (['image_decompression', OURS, 'image_conversion'], False),
+])
+def test_conversion_first_refused_where_it_does_not_check(
+        monkeypatch, plugins, refused):
+    # Glance 22.1.1's image_conversion converts a qcow2 with a backing
+    # file: after it, ours would see only raw output.
+    monkeypatch.setattr(plugin_order.compat, 'conversion_checks_images',
+                        lambda: False)
+    why = plugin_order.unchecked_conversion(plugin_order.split(plugins))
+    assert (why is not None) is refused
+    if refused:
+        assert why.startswith('a safe plugin order: ')
+        assert 'list sparse_rbd_import before image_conversion' in why
+        assert repr(plugin_order.split(plugins).recommended()) in why
