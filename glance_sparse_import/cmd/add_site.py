@@ -177,6 +177,11 @@ class SiteAdder(object):
         self.conf = CONF.sparse_rbd_import
         self.progress = progress
 
+    def _source(self, store, pool, name, snapshot):
+        return rbd_source.RbdSource(
+            store, pool, name, self.conf.request_size, snapshot=snapshot,
+            op_timeout=stores.op_timeout(store, self.conf))
+
     def _target(self, store, image_id, size, location_urls):
         return rbd_target.RbdTarget(
             store, image_id, size,
@@ -197,9 +202,7 @@ class SiteAdder(object):
         store, pool, name, snapshot, fsid = source_location(image, self.rbd)
         results = {n: SiteResult(n) for n in names}
         urls = {loc['url'] for loc in image['locations']}
-        source = rbd_source.RbdSource(
-            store, pool, name, self.conf.request_size, snapshot=snapshot,
-            op_timeout=stores.op_timeout(store, self.conf))
+        source = self._source(store, pool, name, snapshot)
         targets = []
         registered = set()
         try:
@@ -413,5 +416,9 @@ def register(sub, argv):
                         'RBD store that lacks some of --stores')
     p.add_argument('--quiet', action='store_true',
                    help='no progress bar, even on a terminal')
-    image_api.register_arguments(p, argv)
+    p.set_defaults(os_config_loader=None)
+    if 'add-site' in argv:
+        # openstacksdk's loader takes most of a second to import: only
+        # for this command.
+        image_api.register_arguments(p, argv)
     p.set_defaults(func=do_add_site, preload=_merge_config)
