@@ -205,9 +205,11 @@ def test_site_down(glance, dcn_api, clusters, imported, scratch_dir):
     _check_copy(clusters['edge2'], image_id, raw, scratch_dir)
     assert image_id not in clusters['edge3'].rbd_images()
 
-    # The site back, the same command adds it.
-    result = add_site(dcn_api, image_id, '--stores', 'edge3')
+    # The site back, every image that lacks it is added to it.
+    result = add_site(dcn_api, '--all-images', '--stores', 'edge3')
     assert result.returncode == 0, result.output
+    assert 'image %s: store edge3: added' % image_id in result.stdout
+    assert '1 image(s), 1 store copies added, 0 failed' in result.stdout
     _check_copy(clusters['edge3'], image_id, raw, scratch_dir)
     assert set(glance.get_image(image_id)['stores'].split(',')) == \
         set(SITES)
