@@ -23,6 +23,7 @@ import subprocess
 
 import pytest
 
+from glance_sparse_import.tests.consumers import common
 from glance_sparse_import.tests.testbed import cli
 from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
@@ -213,3 +214,26 @@ def test_site_down(glance, dcn_api, clusters, imported, scratch_dir):
     _check_copy(clusters['edge3'], image_id, raw, scratch_dir)
     assert set(glance.get_image(image_id)['stores'].split(',')) == \
         set(SITES)
+
+
+def test_source_bytes_changed(glance, dcn_api, clusters, imported):
+    """A source snapshot whose bytes changed: nothing added, nothing left.
+
+    As a damaged or tampered store would, Ceph serves other bytes under
+    the image's location: the hashes differ from the image's.
+    """
+    before, _raw = imported
+    image_id = before['id']
+    common.corrupt_snapshot(clusters['edge1'], image_id)
+    result = add_site(dcn_api, image_id, '--stores', 'edge2,edge3')
+    assert result.returncode == 1, result.output
+    assert 'the data read differs from the image: checksum ' in \
+        result.stderr
+    assert 'os_hash_value ' in result.stderr
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: the data read differs' % (
+            image_id, site) in result.stdout
+        assert image_id not in clusters[site].rbd_images()
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert after['stores'] == 'edge1'
