@@ -228,14 +228,20 @@ class SiteAdder(object):
                 if not targets:
                     raise errors.StoreError('; '.join(
                         r.error for r in results.values()))
-                written, digests = self._copy(source, targets, image,
-                                              results)
-            self._verify(image, written, digests)
-            current = self.api.get_image(image_id)
+                try:
+                    written, digests = self._copy(source, targets, image,
+                                                  results)
+                except errors.SourceError:
+                    self._check_exists(image_id)
+                    raise
+            # First: a source deleted under the copy reads as zeros, which
+            # the hashes would only call different data.
+            current = self._check_exists(image_id)
             changed = _unchanged(image, current)
             if changed:
                 raise cli.CommandError('image %s changed during the copy: '
                                        '%s' % (image_id, '; '.join(changed)))
+            self._verify(image, written, digests)
             for target in targets:
                 result = results[target.name]
                 if result.error:
@@ -263,6 +269,17 @@ class SiteAdder(object):
                 raise
         self._recheck(image, registered)
         return [results[n] for n in names]
+
+    def _check_exists(self, image_id):
+        """The image as the API shows it now.
+
+        :raises CommandError: it was deleted
+        """
+        try:
+            return self.api.get_image(image_id)
+        except image_api.ImageNotFound:
+            raise cli.CommandError('image %s was deleted during the copy'
+                                   % image_id)
 
     def _copy(self, source, targets, image, results):
         """Write every target; return ``(bytes processed, digests)``."""

@@ -70,13 +70,17 @@ def imported(glance, image_builder, scratch_dir):
     return glance.get_image(image['id']), raw
 
 
+def add_site_command(api, *args):
+    return ([procs.bin_path('glance-sparse-import'), 'add-site'] +
+            api.config_args() +
+            ['--os-auth-type', 'none', '--os-endpoint', api.url] +
+            list(args))
+
+
 def add_site(api, *args, timeout=300):
     """Run ``add-site`` as an operator does on the glance-api host."""
     env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
-    cmd = ([procs.bin_path('glance-sparse-import'), 'add-site'] +
-           api.config_args() +
-           ['--os-auth-type', 'none', '--os-endpoint', api.url] +
-           list(args))
+    cmd = add_site_command(api, *args)
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                           timeout=timeout)
     return cli.CLIResult(cmd, proc.returncode, proc.stdout, proc.stderr)
@@ -237,3 +241,40 @@ def test_source_bytes_changed(glance, dcn_api, clusters, imported):
     after = glance.get_image(image_id)
     _unchanged(before, after)
     assert after['stores'] == 'edge1'
+
+
+def test_image_deleted_during_the_copy(glance, dcn_api, clusters,
+                                       image_builder):
+    """The image is deleted while add-site copies it: nothing is left."""
+    # 4 GiB of virtual size: hashing it leaves seconds to delete it in.
+    path = image_builder.qcow2(4 * 1024 * MiB, 16 * MiB)
+    image = glance.image_create_via_import(path, 'qcow2', name='deleted',
+                                           stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success'
+    image_id = image['id']
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    cmd = add_site_command(dcn_api, image_id, '--stores', 'edge2,edge3')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # Once the new sites are being written.
+        procs.wait_until(
+            lambda: proc.poll() is not None or
+            image_id in clusters['edge3'].rbd_images(), 120,
+            'add-site did not start writing edge3')
+        status, _body = dcn_api.request('DELETE', '/v2/images/%s'
+                                        % image_id)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert status == 204
+    assert proc.returncode == 1, out + err
+    # glance_store removed the source snapshot under the reads.
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: image %s was deleted during ' \
+            'the copy' % (image_id, site, image_id) in out
+    for cluster in clusters.values():
+        assert image_id not in cluster.rbd_images()
+    assert dcn_api.request('GET', '/v2/images/%s' % image_id)[0] == 404

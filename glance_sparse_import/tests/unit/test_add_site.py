@@ -204,14 +204,20 @@ def test_location_of_another_cluster():
 
 @pytest.mark.parametrize('later, message', [
     (None, 'image %s was deleted during the copy' % IMAGE_ID),
+    ('deleted', 'image %s was deleted during the copy' % IMAGE_ID),
     (_image(os_glance_import_task='t1'),
      'changed during the copy: os_glance_import_task None -> t1'),
     (_image(status='deactivated'),
      'changed during the copy: status active -> deactivated'),
 ])
 def test_image_changed_during_the_copy(later, message):
-    # Deleted after the check before registering: the PATCH fails.
-    api = FakeAPI(_image(), later) if later else DeletedOnPatch(_image())
+    if later is None:
+        # Deleted after the check before registering: the PATCH fails.
+        api = DeletedOnPatch(_image())
+    elif later == 'deleted':
+        api = FakeAPI(_image(), None)
+    else:
+        api = FakeAPI(_image(), later)
     with pytest.raises(cli.CommandError, match=message):
         Adder(api).add(IMAGE_ID, ['edge2', 'edge3'])
     assert FakeTarget.made == {}
@@ -294,3 +300,29 @@ def test_parse_rbd_url():
 
 def test_stores_list():
     assert add_site._stores_list('a, b,a,,c') == ['a', 'b', 'c']
+
+
+class FailingSource(FakeSource):
+
+    def chunks(self):
+        yield base.Chunk(0, MiB, DATA[:MiB])
+        raise errors.SourceError('source store edge1: read failed at byte '
+                                 '1048576')
+
+
+class FailingAdder(Adder):
+
+    def _source(self, store, pool, name, snapshot):
+        return FailingSource(self.data)
+
+
+@pytest.mark.parametrize('later, message', [
+    (None, 'image %s was deleted during the copy' % IMAGE_ID),
+    (_image(), 'read failed at byte 1048576'),
+])
+def test_source_failing(later, message):
+    """A read error is the image's deletion if the image is gone."""
+    with pytest.raises((cli.CommandError, errors.SourceError),
+                       match=message):
+        FailingAdder(FakeAPI(_image(), later)).add(IMAGE_ID, ['edge2'])
+    assert FakeTarget.made == {}
