@@ -33,6 +33,7 @@ from oslo_config import cfg
 from oslo_utils import units
 import pbr.version
 
+from glance_sparse_import.cmd import add_site
 from glance_sparse_import import copy
 from glance_sparse_import import deployment
 from glance_sparse_import import errors
@@ -616,7 +617,7 @@ def _config_options(parser, dest):
              '--config-dir')
 
 
-def build_parser():
+def build_parser(argv=None):
     # No abbreviations: --conf of import would be ambiguous here.
     parser = argparse.ArgumentParser(
         prog=PROG, allow_abbrev=False,
@@ -699,6 +700,7 @@ def build_parser():
     p.add_argument('--json', action='store_true',
                    help='print the result as JSON')
     p.set_defaults(func=do_check, preload=_load_plugin)
+    add_site.register(sub, sys.argv[1:] if argv is None else argv)
     return parser
 
 
@@ -708,7 +710,7 @@ def _on_sigterm(signum, frame):
 
 
 def main(argv=None):
-    parser = build_parser()
+    parser = build_parser(argv)
     args = parser.parse_args(argv)
     # What the plugin would log for Glance's operator goes to stderr; the
     # error line at the end is the short summary.

@@ -1,0 +1,280 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""End to end: ``glance-sparse-import add-site`` adds DCN sites to an image
+imported to one, against three real Ceph clusters and the real Glance API
+(an internal endpoint with ``show_multiple_locations``).
+"""
+
+import filecmp
+import json
+import os
+import re
+import subprocess
+
+import pytest
+
+from glance_sparse_import.tests.consumers import common
+from glance_sparse_import.tests.testbed import cli
+from glance_sparse_import.tests.testbed import images
+from glance_sparse_import.tests.testbed import procs
+
+MiB = 1024 ** 2
+SITES = ('edge1', 'edge2', 'edge3')
+# Ceph timeout of the stores, seconds: a site down costs about this much.
+TIMEOUT = 5
+
+
+@pytest.fixture
+def dcn_api(glance_api_factory, ceph_cluster, ceph_cluster2, ceph_cluster3):
+    """Three RBD stores with different chunk sizes, and a file store."""
+    return glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
+         'edge3': ceph_cluster3, 'file1': None}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        extra_conf={'DEFAULT': {'show_multiple_locations': True},
+                    'edge2': {'rbd_store_chunk_size': 4},
+                    'edge3': {'rbd_store_chunk_size': 16}})
+
+
+@pytest.fixture
+def glance(dcn_api):
+    return cli.GlanceCLI(dcn_api)
+
+
+@pytest.fixture
+def clusters(ceph_cluster, ceph_cluster2, ceph_cluster3):
+    return dict(zip(SITES, (ceph_cluster, ceph_cluster2, ceph_cluster3)))
+
+
+@pytest.fixture
+def imported(glance, image_builder, scratch_dir):
+    """An image imported to edge1 only: (image, raw path)."""
+    path = image_builder.qcow2(512 * MiB, 48 * MiB, compressed=True)
+    raw = os.path.join(scratch_dir, 'expected.raw')
+    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
+               raw], timeout=300)
+    image = glance.image_create_via_import(path, 'qcow2', name='add-site',
+                                           stores=['edge1'])
+    task = glance.wait_task(image['id'])
+    assert task['status'] == 'success', glance.explain(image['id'])
+    return glance.get_image(image['id']), raw
+
+
+def add_site_command(api, *args):
+    return ([procs.bin_path('glance-sparse-import'), 'add-site'] +
+            api.config_args() +
+            ['--os-auth-type', 'none', '--os-endpoint', api.url] +
+            list(args))
+
+
+def add_site(api, *args, timeout=300):
+    """Run ``add-site`` as an operator does on the glance-api host."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    cmd = add_site_command(api, *args)
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
+                          timeout=timeout)
+    return cli.CLIResult(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
+def _locations(api, image_id):
+    status, image = api.request('GET', '/v2/images/%s' % image_id)
+    assert status == 200
+    return {loc['metadata'].get('store'): loc['url']
+            for loc in image['locations']}
+
+
+def _check_copy(cluster, image_id, raw, scratch_dir):
+    spec = 'images/%s@snap' % image_id
+    info = json.loads(cluster.rbd('info', '--format', 'json', spec))
+    assert str(info['protected']).lower() == 'true'
+    exported = os.path.join(scratch_dir, '%s.export' % cluster.name)
+    cluster.rbd('export', '--no-progress', spec, exported)
+    try:
+        assert filecmp.cmp(exported, raw, shallow=False), cluster
+    finally:
+        os.unlink(exported)
+
+
+def _unchanged(before, after):
+    for key in ('status', 'size', 'checksum', 'os_hash_algo',
+                'os_hash_value', 'virtual_size', 'disk_format'):
+        assert after[key] == before[key], key
+
+
+def test_add_two_sites_at_once(glance, dcn_api, clusters, imported,
+                               scratch_dir):
+    before, raw = imported
+    image_id = before['id']
+    assert before['stores'] == 'edge1'
+    md5, sha512 = images.file_digests(raw)
+    assert (before['checksum'], before['os_hash_value']) == (md5, sha512)
+
+    result = add_site(dcn_api, image_id, '--stores', 'edge2,edge3')
+
+    assert result.returncode == 0, result.output
+    lines = result.stdout.splitlines()
+    for site in ('edge2', 'edge3'):
+        url = 'rbd://%s/images/%s/snap' % (clusters[site].fsid, image_id)
+        assert 'image %s: store %s: added %s' % (image_id, site, url) in \
+            '\n'.join(lines)
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert set(after['stores'].split(',')) == set(SITES)
+    locations = _locations(dcn_api, image_id)
+    for site in SITES:
+        cluster = clusters[site]
+        assert locations[site] == 'rbd://%s/images/%s/snap' % (
+            cluster.fsid, image_id)
+        _check_copy(cluster, image_id, raw, scratch_dir)
+    # Written once per site, only what the source holds.
+    source_used = clusters['edge1'].rbd_used_bytes(image_id, snap='snap')
+    for site in ('edge2', 'edge3'):
+        written = re.search(r'store %s: added \S+ \((\d+) bytes written\)'
+                            % site, result.stdout).group(1)
+        assert 0 < int(written) <= source_used
+    # rbd diff counts in pages of the OSD's objects: for objects no larger
+    # than the source's, no more than the source's. (16 MiB objects count
+    # a little more for the same writes.)
+    assert clusters['edge2'].rbd_used_bytes(image_id, snap='snap') <= \
+        source_used
+    for site, order in (('edge2', 22), ('edge3', 24)):
+        info = json.loads(clusters[site].rbd('info', '--format', 'json',
+                                             'images/%s' % image_id))
+        assert info['order'] == order
+
+    # Nothing left to add: every store already holds it.
+    again = add_site(dcn_api, image_id, '--stores', 'edge2')
+    assert again.returncode == 1
+    assert 'already in store(s) edge2' in again.stderr
+
+
+def test_refused_stores(dcn_api, clusters, imported):
+    before, _raw = imported
+    image_id = before['id']
+    for stores, message in (
+            ('edge2,nosuch', 'nosuch is not a store of this Glance'),
+            ('file1', 'file1 is a file store, not an RBD store'),
+            ('edge1,edge2', 'already in store(s) edge1')):
+        result = add_site(dcn_api, image_id, '--stores', stores)
+        assert result.returncode == 1, result.output
+        assert message in result.stderr
+    for site in ('edge2', 'edge3'):
+        assert image_id not in clusters[site].rbd_images()
+    status, after = dcn_api.request('GET', '/v2/images/%s' % image_id)
+    _unchanged(before, after)
+    assert after['stores'] == 'edge1'
+
+
+def test_endpoint_without_locations(glance_api_factory, ceph_cluster,
+                                    ceph_cluster2, image_builder):
+    """A user-facing endpoint (no show_multiple_locations) is refused."""
+    api = glance_api_factory({'edge1': ceph_cluster, 'edge2': ceph_cluster2},
+                             'edge1', plugins=['sparse_rbd_import'])
+    glance = cli.GlanceCLI(api)
+    path = image_builder.qcow2(64 * MiB, 8 * MiB)
+    image = glance.image_create_via_import(path, 'qcow2', stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success'
+    result = add_site(api, image['id'], '--stores', 'edge2')
+    assert result.returncode == 1
+    assert 'show_multiple_locations = True' in result.stderr
+    assert image['id'] not in ceph_cluster2.rbd_images()
+
+
+def test_site_down(glance, dcn_api, clusters, imported, scratch_dir):
+    """edge3 has no OSD: edge2 is added, edge3 reported and left clean."""
+    before, raw = imported
+    image_id = before['id']
+    clusters['edge3'].stop_osd()
+    try:
+        result = add_site(dcn_api, image_id, '--stores', 'edge2,edge3')
+    finally:
+        clusters['edge3'].start_osd()
+    assert result.returncode == 1, result.output
+    assert 'image %s: store edge2: added' % image_id in result.stdout
+    assert ('image %s: store edge3: NOT added: store edge3: cannot create '
+            'the RBD image' % image_id) in result.stdout
+    assert '1 of 2 store copies not added' in result.stderr
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert set(after['stores'].split(',')) == {'edge1', 'edge2'}
+    _check_copy(clusters['edge2'], image_id, raw, scratch_dir)
+    assert image_id not in clusters['edge3'].rbd_images()
+
+    # The site back, every image that lacks it is added to it.
+    result = add_site(dcn_api, '--all-images', '--stores', 'edge3')
+    assert result.returncode == 0, result.output
+    assert 'image %s: store edge3: added' % image_id in result.stdout
+    assert '1 image(s), 1 store copies added, 0 failed' in result.stdout
+    _check_copy(clusters['edge3'], image_id, raw, scratch_dir)
+    assert set(glance.get_image(image_id)['stores'].split(',')) == \
+        set(SITES)
+
+
+def test_source_bytes_changed(glance, dcn_api, clusters, imported):
+    """A source snapshot whose bytes changed: nothing added, nothing left.
+
+    As a damaged or tampered store would, Ceph serves other bytes under
+    the image's location: the hashes differ from the image's.
+    """
+    before, _raw = imported
+    image_id = before['id']
+    common.corrupt_snapshot(clusters['edge1'], image_id)
+    result = add_site(dcn_api, image_id, '--stores', 'edge2,edge3')
+    assert result.returncode == 1, result.output
+    assert 'the data read differs from the image: checksum ' in \
+        result.stderr
+    assert 'os_hash_value ' in result.stderr
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: the data read differs' % (
+            image_id, site) in result.stdout
+        assert image_id not in clusters[site].rbd_images()
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert after['stores'] == 'edge1'
+
+
+def test_image_deleted_during_the_copy(glance, dcn_api, clusters,
+                                       image_builder):
+    """The image is deleted while add-site copies it: nothing is left."""
+    # 4 GiB of virtual size: hashing it leaves seconds to delete it in.
+    path = image_builder.qcow2(4 * 1024 * MiB, 16 * MiB)
+    image = glance.image_create_via_import(path, 'qcow2', name='deleted',
+                                           stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success'
+    image_id = image['id']
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    cmd = add_site_command(dcn_api, image_id, '--stores', 'edge2,edge3')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        # Once the new sites are being written.
+        procs.wait_until(
+            lambda: proc.poll() is not None or
+            image_id in clusters['edge3'].rbd_images(), 120,
+            'add-site did not start writing edge3')
+        status, _body = dcn_api.request('DELETE', '/v2/images/%s'
+                                        % image_id)
+        out, err = proc.communicate(timeout=300)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+    assert status == 204
+    assert proc.returncode == 1, out + err
+    # glance_store removed the source snapshot under the reads.
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: image %s was deleted during ' \
+            'the copy' % (image_id, site, image_id) in out
+    for cluster in clusters.values():
+        assert image_id not in cluster.rbd_images()
+    assert dcn_api.request('GET', '/v2/images/%s' % image_id)[0] == 404
