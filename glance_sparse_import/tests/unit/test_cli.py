@@ -57,6 +57,8 @@ def test_installed_help():
     ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size', '3'],
     ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size', '64'],
     ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--timeout', '-1'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--rate-limit', '-5'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--rate-limit', 'x'],
 ])
 def test_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as e:
@@ -69,6 +71,14 @@ def test_chunk_size_and_timeout():
         ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size',
          '16', '--timeout', '0'])
     assert (args.chunk_size, args.timeout, args.user) == (16, 0, 'glance')
+    assert args.rate_limit == 0
+
+
+def test_rate_limit():
+    args = cli.build_parser().parse_args(
+        ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--rate-limit',
+         '12.5'])
+    assert args.rate_limit == 12.5
 
 
 def test_unknown_hash_algorithm(tmp_path):
