@@ -83,12 +83,12 @@ turns that into a clean import failure. 0 disables the bound.
     cfg.Opt('store_write_rate_limit',
             type=types.Dict(value_type=types.Float(min=0)),
             default={},
-            sample_default='edge1:100,edge2:40',
             help="""
 Write rate limits, in MiB/s, per target store, for stores behind a WAN link
 (the edge sites of a DCN cloud): ``STORE:MiB_PER_S`` pairs separated by
 commas, STORE a name of ``enabled_backends`` (``glance_store`` for Glance
-without multi-store). A store not listed, or listed with 0, is not limited.
+without multi-store), e.g. ``edge1:100,edge2:40``. A store not listed, or
+listed with 0, is not limited.
 One import reads the image once and writes all its stores in the same pass,
 so a limited store paces the whole import: the other stores of the same
 import go no faster. The import task's message shows the limits in force.
