@@ -21,6 +21,7 @@ import time
 from oslo_log import log as logging
 
 from glance_sparse_import import errors
+from glance_sparse_import import store_policy
 
 LOG = logging.getLogger(__name__)
 
@@ -68,35 +69,37 @@ class Copy(object):
 
     ``stats`` and ``active`` (the targets still written) may be read from
     another thread while :meth:`run` goes on. A target whose write raises
-    ``StoreError`` is dropped when ``tolerate_target_failures``, else the
-    error is raised.
+    ``StoreError`` is dropped when ``policy`` (a ``StorePolicy``) allows it,
+    else the error is raised. Without a policy, ``tolerate_target_failures``
+    stands for ``all_stores_must_succeed`` false.
     """
 
     def __init__(self, targets, hasher, zero_block_size,
-                 tolerate_target_failures=False):
+                 tolerate_target_failures=False, policy=None):
         self.active = list(targets)
         self.failed = {}
         self.stats = None
         self._hasher = hasher
         self._zero_block_size = zero_block_size
         self._zero_block = bytes(zero_block_size)
-        self._tolerate = tolerate_target_failures
+        if policy is None:
+            policy = store_policy.StorePolicy(
+                all_stores_must_succeed=not tolerate_target_failures)
+        self.policy = policy
 
     def _write(self, offset, data):
         for target in list(self.active):
             try:
                 target.write(offset, data)
             except errors.StoreError as e:
-                if not self._tolerate:
+                if not self.policy.may_drop(target):
                     raise
                 LOG.warning('Dropping target %(t)s: %(e)s',
                             {'t': target.name, 'e': e})
                 self.active.remove(target)
                 self.failed[target] = e
         if not self.active:
-            raise errors.StoreError(
-                'every target store failed: %s' %
-                '; '.join(str(e) for e in self.failed.values()))
+            self.policy.check_left(self.active, self.failed)
         self.stats.written += len(data)
 
     def run(self, source, cancelled=None, progress=None,

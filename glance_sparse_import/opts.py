@@ -13,6 +13,7 @@
 """Configuration options of the sparse_rbd_import plugin."""
 
 from oslo_config import cfg
+from oslo_config import types
 from oslo_utils import units
 
 GROUP = 'sparse_rbd_import'
@@ -79,6 +80,19 @@ glance_store's default up to 4.6 (2023.1, 2023.2), which it ignores there. A
 full or unreachable cluster blocks writes instead of failing them; this bound
 turns that into a clean import failure. 0 disables the bound.
 """),
+    cfg.Opt('store_write_rate_limit',
+            type=types.Dict(value_type=types.Float(min=0)),
+            default={},
+            help="""
+Write rate limits, in MiB/s, per target store, for stores behind a WAN link
+(the edge sites of a DCN cloud): ``STORE:MiB_PER_S`` pairs separated by
+commas, STORE a name of ``enabled_backends`` (``glance_store`` for Glance
+without multi-store), e.g. ``edge1:100,edge2:40``. A store not listed, or
+listed with 0, is not limited.
+One import reads the image once and writes all its stores in the same pass,
+so a limited store paces the whole import: the other stores of the same
+import go no faster. The import task's message shows the limits in force.
+"""),
     cfg.IntOpt('progress_interval',
                default=10,
                min=1,
@@ -89,6 +103,21 @@ checks that its task is still processing, that it still holds the image's
 import lock and that the image was not deleted, and stops otherwise.
 """),
 ]
+
+
+# The key of store_write_rate_limit for Glance without multi-store.
+SINGLE_STORE_KEY = 'glance_store'
+
+
+def store_write_rate_limit(conf, store_name):
+    """The write rate limit of a store, in MiB/s; 0 for none.
+
+    :param conf: the ``[sparse_rbd_import]`` group
+    :param store_name: a name of ``enabled_backends``, or None for Glance
+                       without multi-store
+    """
+    limits = conf.store_write_rate_limit or {}
+    return limits.get(store_name or SINGLE_STORE_KEY, 0)
 
 
 def register_opts(conf):

@@ -43,7 +43,6 @@ from taskflow.types import failure
 from glance_sparse_import import copy
 from glance_sparse_import import db_errors
 from glance_sparse_import import errors
-from glance_sparse_import import file_target
 from glance_sparse_import import glance_compat as compat
 from glance_sparse_import import glance_image
 from glance_sparse_import import hashing
@@ -52,11 +51,14 @@ from glance_sparse_import import native
 from glance_sparse_import import opts
 from glance_sparse_import import plugin_order
 from glance_sparse_import import quotas
-from glance_sparse_import import rbd_target
 from glance_sparse_import import signature
 from glance_sparse_import import sources
 from glance_sparse_import import staging
+from glance_sparse_import import store_policy
 from glance_sparse_import import stores as rbd_stores
+from glance_sparse_import.targets import file as file_target
+from glance_sparse_import.targets import rbd as rbd_target
+from glance_sparse_import.targets import throttle
 
 LOG = logging.getLogger(__name__)
 CONF = cfg.CONF
@@ -95,6 +97,12 @@ class _SparseRbdImport(task.Task):
         self.stores = stores
         self.other_stores = other_stores
         self.all_stores_must_succeed = all_stores_must_succeed
+        # Glance's rules for a failed store; the raw file, when there is
+        # one, is a required member.
+        self._policy = store_policy.StorePolicy(
+            all_stores_must_succeed, others=bool(other_stores))
+        # Store name -> write rate limit (MiB/s) of the limited stores.
+        self._limits = {}
         self.others_in_parallel = others_in_parallel
         # A later plugin reads the staged file: leave the raw bytes there.
         self.stage_raw = stage_raw
@@ -172,6 +180,7 @@ class _SparseRbdImport(task.Task):
             self._raw_file = file_target.RawFileTarget(
                 '%s.raw' % src_path, info.size)
             self._raw_file.open()
+            self._policy.require(self._raw_file)
             outputs.append(self._raw_file)
         timer.lap('open')
 
@@ -198,7 +207,8 @@ class _SparseRbdImport(task.Task):
             LOG.info('Image %(image)s imported sparse to %(stores)s: '
                      'virtual %(virtual)d, allocated %(allocated)d, written '
                      '%(written)d, zero skipped %(skipped)d bytes; '
-                     '%(phases)s; %(rate).0f MB/s of virtual size',
+                     '%(phases)s; %(rate).0f MB/s of virtual size'
+                     '%(limits)s',
                      {'image': self.image_id,
                       'stores': ','.join(str(t.name) for t in good),
                       'virtual': stats.virtual_size,
@@ -206,7 +216,7 @@ class _SparseRbdImport(task.Task):
                       'written': stats.written,
                       'skipped': stats.zero_skipped, 'phases': timer,
                       'rate': stats.virtual_size / max(timer.total, 1e-6) /
-                      1e6})
+                      1e6, 'limits': self._describe_limits()})
 
         if self._raw_file is not None:
             self._raw_file.finish()
@@ -227,18 +237,22 @@ class _SparseRbdImport(task.Task):
         # In parallel, so unreachable clusters cost one timeout, not one
         # each.
         failed = _each(lambda t: t.open(), self._targets)
-        if failed and self.all_stores_must_succeed:
-            raise errors.StoreError('; '.join(str(e) for e in
-                                              failed.values()))
+        self._policy.check(failed)
         # A failed open has already removed what it created.
         self._dropped.extend(failed)
         self._mark_failed(failed)
 
     def _copy(self, src_path, info, outputs, hash_algo, conf):
         hasher = self._hasher = hashing.ParallelHasher(['md5', hash_algo])
-        job = copy.Copy(outputs, hasher, conf.zero_block_size,
-                        tolerate_target_failures=(
-                            not self.all_stores_must_succeed))
+        rbd_outputs = [t for t in outputs if t is not self._raw_file]
+        self._limits = {
+            t.name: rate for t, rate in
+            ((t, opts.store_write_rate_limit(conf, t.name))
+             for t in rbd_outputs) if rate}
+        job = copy.Copy(
+            [throttle.wrap(t, self._limits.get(t.name, 0))
+             if t is not self._raw_file else t for t in outputs],
+            hasher, conf.zero_block_size, policy=self._policy)
 
         def data_pass(cancelled):
             def check():
@@ -253,7 +267,8 @@ class _SparseRbdImport(task.Task):
 
         def tick():
             try:
-                self._progress(job.stats, job.active)
+                self._progress(job.stats,
+                               [throttle.unwrap(t) for t in job.active])
             except BaseException:
                 # Let the copy stop at once rather than wait for the
                 # hash threads to take what it queues.
@@ -269,26 +284,23 @@ class _SparseRbdImport(task.Task):
                 'sparse-import-%s' % self.image_id)
         except errors.StoreError:
             native.call(hasher.close)
-            # Every output failed. Without a raw file to write, the other
-            # stores can still take the staged file.
-            if (self.all_stores_must_succeed or self._raw_file is not None or
-                    not self.other_stores):
+            # A required output or every output failed. Without a raw file
+            # to write, the other stores can still take the staged file.
+            if not self._policy.may_lose_every_target():
                 raise
             self._drop(self._live())
             return None, None, None
         except BaseException:
             native.call(hasher.close)
             raise
-        if self._raw_file in failed:
-            raise failed[self._raw_file]
-        self._drop([t for t in failed if t is not self._raw_file])
+        # The raw file is required: had it failed, the copy would have
+        # raised.
+        self._drop([throttle.unwrap(t) for t in failed])
         return stats, checksum, hash_value
 
     def _finish_targets(self):
         failed = _each(lambda t: t.finish(), self._live())
-        if failed and self.all_stores_must_succeed:
-            raise errors.StoreError('; '.join(str(e) for e in
-                                              failed.values()))
+        self._policy.check(failed)
         self._drop(list(failed))
 
     def _drop(self, targets):
@@ -371,13 +383,23 @@ class _SparseRbdImport(task.Task):
         stores = [str(t.name) for t in targets if t is not self._raw_file]
         task_obj.message = ('Sparse import: %(read)d of %(total)d MiB '
                             'read, %(hashed)d MiB hashed, %(written)d MiB '
-                            'written to each of: %(stores)s' %
+                            'written to each of: %(stores)s%(limits)s' %
                             {'read': stats.processed // units.Mi,
                              'hashed': self._hasher.bytes_done // units.Mi,
                              'total': stats.virtual_size // units.Mi,
                              'written': stats.written // units.Mi,
-                             'stores': ', '.join(stores)})
+                             'stores': ', '.join(stores),
+                             'limits': self._describe_limits()})
         self.task_repo.save(task_obj)
+
+    def _describe_limits(self):
+        """The write rate limits in force, for messages; '' for none."""
+        if not self._limits:
+            return ''
+        return '; write rate limit: %s (paces the whole pass)' % ', '.join(
+            '%s %s' % (name, throttle.describe(rate))
+            for name, rate in sorted(self._limits.items(),
+                                     key=lambda item: str(item[0])))
 
     def revert(self, result, **kwargs):
         if isinstance(result, failure.Failure):

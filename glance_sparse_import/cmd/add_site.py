@@ -30,15 +30,17 @@ import urllib.parse
 from oslo_config import cfg
 from oslo_utils import units
 
-from glance_sparse_import.cmd import cli
+from glance_sparse_import.cmd import common
 from glance_sparse_import import copy
 from glance_sparse_import import errors
 from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import image_api
-from glance_sparse_import import rbd_target
+from glance_sparse_import import opts
 from glance_sparse_import.sources import rbd as rbd_source
 from glance_sparse_import import stores
+from glance_sparse_import.targets import rbd as rbd_target
+from glance_sparse_import.targets import throttle
 
 CONF = cfg.CONF
 
@@ -87,7 +89,7 @@ def check_stores(names, rbd, kinds):
     :raises CommandError: naming every bad store
     """
     if not kinds:
-        raise cli.CommandError(
+        raise common.CommandError(
             'no enabled_backends in the configuration: add-site needs a '
             'multi-store Glance (give the files glance-api reads)')
     bad = []
@@ -99,7 +101,7 @@ def check_stores(names, rbd, kinds):
             bad.append('%s is a %s store, not an RBD store'
                        % (name, kinds[name]))
     if bad:
-        raise cli.CommandError('; '.join(bad))
+        raise common.CommandError('; '.join(bad))
 
 
 def parse_rbd_url(url):
@@ -120,19 +122,19 @@ def check_image(image, names):
     """
     image_id = image['id']
     if image.get('status') != 'active':
-        raise cli.CommandError('image %s is %s, not active'
-                               % (image_id, image.get('status')))
+        raise common.CommandError('image %s is %s, not active'
+                                  % (image_id, image.get('status')))
     if image.get(IMPORT_LOCK):
-        raise cli.CommandError(
+        raise common.CommandError(
             'image %s is locked by import task %s: try again when it '
             'ends' % (image_id, image[IMPORT_LOCK]))
     held = set(filter(None, (image.get('stores') or '').split(',')))
     already = sorted(held & set(names))
     if already:
-        raise cli.CommandError('image %s is already in store(s) %s'
-                               % (image_id, ', '.join(already)))
+        raise common.CommandError('image %s is already in store(s) %s'
+                                  % (image_id, ', '.join(already)))
     if 'locations' not in image:
-        raise cli.CommandError(
+        raise common.CommandError(
             'the images API does not show locations: use an internal '
             'glance-api endpoint with show_multiple_locations = True')
 
@@ -153,8 +155,8 @@ def source_location(image, rbd):
         fsid, pool, name, snapshot = parts
         if pool == store.pool:
             return store, pool, name, snapshot, fsid
-    raise cli.CommandError('image %s has no location in an RBD store of '
-                           'this configuration' % image['id'])
+    raise common.CommandError('image %s has no location in an RBD store of '
+                              'this configuration' % image['id'])
 
 
 def _unchanged(before, after):
@@ -208,11 +210,11 @@ class SiteAdder(object):
         try:
             with source:
                 if source.fsid != fsid:
-                    raise cli.CommandError(
+                    raise common.CommandError(
                         'store %s: the cluster\'s fsid is %s, the '
                         'location\'s %s' % (store.name, source.fsid, fsid))
                 if source.size != image['size']:
-                    raise cli.CommandError(
+                    raise common.CommandError(
                         'store %s: %s/%s@%s has %d bytes, the image %s'
                         % (store.name, pool, name, snapshot, source.size,
                            image['size']))
@@ -239,8 +241,9 @@ class SiteAdder(object):
             current = self._check_exists(image_id)
             changed = _unchanged(image, current)
             if changed:
-                raise cli.CommandError('image %s changed during the copy: '
-                                       '%s' % (image_id, '; '.join(changed)))
+                raise common.CommandError(
+                    'image %s changed during the copy: %s'
+                    % (image_id, '; '.join(changed)))
             self._verify(image, written, digests)
             for target in targets:
                 result = results[target.name]
@@ -251,8 +254,8 @@ class SiteAdder(object):
                                           stores.location_metadata(
                                               target.store))
                 except image_api.ImageNotFound:
-                    raise cli.CommandError('image %s was deleted during '
-                                           'the copy' % image_id)
+                    raise common.CommandError('image %s was deleted during '
+                                              'the copy' % image_id)
                 except image_api.ImageAPIError as e:
                     result.error = 'registration refused: %s' % e
                     self._remove(target, result)
@@ -278,8 +281,8 @@ class SiteAdder(object):
         try:
             return self.api.get_image(image_id)
         except image_api.ImageNotFound:
-            raise cli.CommandError('image %s was deleted during the copy'
-                                   % image_id)
+            raise common.CommandError('image %s was deleted during the copy'
+                                      % image_id)
 
     def _copy(self, source, targets, image, results):
         """Write every target; return ``(bytes processed, digests)``."""
@@ -287,14 +290,25 @@ class SiteAdder(object):
         if image.get('os_hash_algo'):
             algorithms.append(image['os_hash_algo'])
         hasher = hashing.ParallelHasher(algorithms)
-        bar = cli._ProgressBar(sys.stderr, 'add-site %s' % image['id'])
+        # [sparse_rbd_import] store_write_rate_limit paces each site's
+        # writes as it paces the import's.
+        limits = {t.name: opts.store_write_rate_limit(self.conf, t.name)
+                  for t in targets}
+        label = 'add-site %s' % image['id']
+        if any(limits.values()):
+            label += ' (limit %s)' % ', '.join(
+                '%s %s' % (n, throttle.describe(r))
+                for n, r in sorted(limits.items()) if r)
+        bar = common.ProgressBar(sys.stderr, label)
         feed = hasher
         if self.progress and bar.enabled:
-            feed = cli._ProgressHasher(hasher, bar, source.size)
+            feed = common.ProgressHasher(hasher, bar, source.size)
         try:
-            engine = copy.Copy(targets, feed, self.conf.zero_block_size,
-                               tolerate_target_failures=True)
+            engine = copy.Copy(
+                [throttle.wrap(t, limits[t.name]) for t in targets], feed,
+                self.conf.zero_block_size, tolerate_target_failures=True)
             stats, failed = engine.run(source)
+            failed = {throttle.unwrap(t): e for t, e in failed.items()}
             digests = hasher.hexdigests()
             bar.complete(source.size)
         except BaseException:
@@ -305,7 +319,7 @@ class SiteAdder(object):
         for target, error in failed.items():
             results[target.name].error = str(error)
             self._remove(target, results[target.name])
-        for target in engine.active:
+        for target in [throttle.unwrap(t) for t in engine.active]:
             try:
                 target.finish()
             except errors.StoreError as e:
@@ -344,7 +358,7 @@ class SiteAdder(object):
         held = set(filter(None, (after.get('stores') or '').split(',')))
         missing = sorted(registered - held)
         if changed or missing:
-            raise cli.CommandError(
+            raise common.CommandError(
                 'image %s after registration: %s' % (image['id'], '; '.join(
                     changed + ['not in store %s' % m for m in missing])))
 
@@ -366,7 +380,7 @@ def _merge_config(args):
 
 def do_add_site(args):
     if bool(args.image_id) == bool(args.all_images):
-        raise cli.CommandError('give an IMAGE_ID or --all-images')
+        raise common.CommandError('give an IMAGE_ID or --all-images')
     rbd, kinds = configured_stores()
     check_stores(args.stores, rbd, kinds)
     api = image_api.from_arguments(args)
@@ -386,7 +400,7 @@ def do_add_site(args):
         total += len(names)
         try:
             results = adder.add(image_id, names)
-        except (cli.CommandError, errors.SparseImportError) as e:
+        except (common.CommandError, errors.SparseImportError) as e:
             failures += len(names)
             for name in names:
                 print('image %s: store %s: NOT added: %s'
@@ -404,8 +418,8 @@ def do_add_site(args):
         print('%d image(s), %d store copies added, %d failed'
               % (len(jobs), total - failures, failures))
     if failures:
-        raise cli.CommandError('%d of %d store copies not added'
-                               % (failures, total))
+        raise common.CommandError('%d of %d store copies not added'
+                                  % (failures, total))
 
 
 def register(sub, argv):
@@ -422,7 +436,7 @@ def register(sub, argv):
                     'endpoint must be an internal one with '
                     'show_multiple_locations = True and the credentials an '
                     'admin\'s. Exits 0 only if every store was added.')
-    cli._config_options(p, 'site_config')
+    common.config_options(p, 'site_config')
     p.add_argument('image_id', nargs='?', metavar='IMAGE_ID',
                    help='the image to copy')
     p.add_argument('--stores', required=True, type=_stores_list,

@@ -26,7 +26,7 @@ import textwrap
 
 import pytest
 
-from glance_sparse_import.cmd import cli
+from glance_sparse_import.cmd import common
 from glance_sparse_import import deployment
 from glance_sparse_import.tests import deploy_layouts
 from glance_sparse_import.tests.testbed import procs
@@ -68,7 +68,7 @@ def test_rhoso_conf_d(tmp_path):
 def test_rhoso_without_plugin_list_names_the_cause(tmp_path):
     layout = deploy_layouts.rhoso(str(tmp_path), plugins=None)
     res, report = run_check(layout.args)
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert report['plugins']['list'] == ['image_conversion']
     assert 'sparse_rbd_import is not listed' in res.stderr
 
@@ -111,7 +111,7 @@ def test_debian_never_reads_glance_image_import_conf(tmp_path):
     layout = deploy_layouts.debian(str(tmp_path), plugins=None,
                                    import_conf_plugins=['sparse_rbd_import'])
     res, report = run_check(layout.args)
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert report['plugins']['list'] == []
     assert 'sparse_rbd_import is not listed' in res.stderr
 
@@ -135,7 +135,7 @@ def test_tripleo_sparse_upload_forces_conversion_after(tmp_path):
     # Whether that order works is the plugin's to say; check reports it.
     assert report['ok'] is deployment.CONVERSION_AFTER_HANDLED
     assert res.returncode == (0 if deployment.CONVERSION_AFTER_HANDLED
-                              else cli.EXIT_ERROR)
+                              else common.EXIT_ERROR)
     if not deployment.CONVERSION_AFTER_HANDLED:
         assert 'image_conversion runs after' in res.stderr
 
@@ -168,7 +168,7 @@ def test_missing_config_dir_is_an_error(tmp_path):
         [procs.bin_path('glance-sparse-import'), 'check', '--config-dir',
          str(tmp_path / 'absent')], capture_output=True, text=True,
         timeout=120)
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert 'bad configuration' in res.stderr
 
 
@@ -180,7 +180,7 @@ def test_missing_program_names_its_packages(tmp_path):
     os.symlink(programs.require('qemu-img'), bin_dir / 'qemu-img')
     env = dict(os.environ, PATH=str(bin_dir))
     res, report = run_check(layout.args, env=env)
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert [r['name'] for r in report['requirements_missing']] == [
         'qemu-nbd']
     assert 'qemu-nbd (program' in res.stderr
@@ -207,7 +207,7 @@ def test_missing_binding_names_its_package(tmp_path, module, package):
     res = subprocess.run([sys.executable, '-c', blocker] + layout.args,
                          capture_output=True, text=True, timeout=120)
     report = json.loads(res.stdout)
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     # The rbd binding imports rados: without rados, both are missing.
     assert module in [r['name'] for r in report['requirements_missing']]
     assert '%s (module' % module in res.stderr

@@ -332,6 +332,22 @@ def test_import_chunk_size_sets_order(ceph_cluster, image_builder,
     _check_rbd_image(ceph_cluster, got['name'], path, scratch_dir)
 
 
+def test_import_rate_limit(ceph_cluster, image_builder, scratch_dir,
+                           pool_guard):
+    """--rate-limit: the same image, written no faster than the limit."""
+    path = image_builder.qcow2(VIRTUAL, DATA, compressed=True)
+    want = expected(path, 'qcow2', scratch_dir)
+    got = _import(ceph_cluster, path, '--rate-limit', '4')
+    pool_guard.append(got['name'])
+    for key in ('written_bytes', 'checksum', 'os_hash_value'):
+        assert got[key] == want[key], key
+    # A second of writes passes at once; the rest at 4 MiB/s.
+    paced = (got['written_bytes'] - 4 * MiB) / (4 * MiB)
+    assert paced > 5
+    assert paced <= got['seconds'] < paced * 1.5 + 10, got
+    _check_rbd_image(ceph_cluster, got['name'], want['raw'], scratch_dir)
+
+
 def _import_fails(cluster, args, message, timeout=120):
     res = run_cli('import', '--conf', cluster.conf_path, '--pool',
                   cluster.pool, *args, timeout=timeout)

@@ -30,6 +30,7 @@ import uuid
 import pytest
 
 from glance_sparse_import.tests.functional import glance_flow
+from glance_sparse_import.tests.testbed import bench
 from glance_sparse_import.tests.testbed import ceph
 from glance_sparse_import.tests.testbed import images
 from glance_sparse_import.tests.testbed import procs
@@ -263,6 +264,29 @@ def test_three_sites(sites, image_builder, file_server, scratch_dir,
         for key in ('checksum', 'os_hash_algo', 'os_hash_value', 'size',
                     'virtual_size', 'disk_format', 'container_format'):
             assert single['image'][key] == result['image'][key], key
+
+
+def test_rate_limited_site_paces_the_import(two_sites, image_builder,
+                                            scratch_dir, leftovers):
+    """store_write_rate_limit holds edge2 (and so the pass) to its rate."""
+    rate = 2
+    source = image_builder.qcow2(VIRTUAL, DATA, compressed=True)
+    raw = _raw_of(source)
+    flow = _flow(scratch_dir, two_sites, extra_conf={'sparse_rbd_import': {
+        'store_write_rate_limit': 'edge2:%d,edge3:1' % rate}})
+    result = flow.run_import('qcow2', file=source, stores=list(two_sites))
+    leftovers[result['image']['id']] = set(two_sites)
+    _check_active(result, raw, flow, two_sites, scratch_dir)
+    summary = bench.parse_import_summary(result['glance_log'],
+                                         result['image']['id'])
+    assert summary, flow.explain(result)
+    # Only the limits of the stores written are named.
+    assert summary['line'].endswith(
+        '; write rate limit: edge2 %d MiB/s (paces the whole pass)' % rate)
+    # A second of writes passes at once; the rest at the rate.
+    paced = (summary['written'] - rate * MiB) / (rate * MiB)
+    assert paced > 10, summary
+    assert paced <= summary['phases']['copy'] < paced * 1.5 + 10, summary
 
 
 @contextlib.contextmanager

@@ -38,7 +38,8 @@ import hashlib, json, sys, time
 from oslo_config import cfg
 
 from glance_sparse_import import copy, errors, hashing, inspection, native
-from glance_sparse_import import opts, rbd_target, sources, stores
+from glance_sparse_import import opts, sources, stores
+from glance_sparse_import.targets import rbd as rbd_target
 
 path, conf_file, pool, image_name, cancel_after = sys.argv[1:6]
 cancel_after = float(cancel_after)

@@ -23,7 +23,7 @@ from oslo_config import cfg
 import pytest
 
 from glance_sparse_import.cmd import add_site
-from glance_sparse_import.cmd import cli
+from glance_sparse_import.cmd import common
 from glance_sparse_import import errors
 from glance_sparse_import import image_api
 from glance_sparse_import import opts
@@ -188,7 +188,7 @@ def test_hash_mismatch_registers_nothing():
 
 def test_size_mismatch_writes_nothing():
     api = FakeAPI(_image(size=len(DATA) + 1))
-    with pytest.raises(cli.CommandError, match='has %d bytes, the image %d'
+    with pytest.raises(common.CommandError, match='has %d bytes, the image %d'
                        % (len(DATA), len(DATA) + 1)):
         Adder(api).add(IMAGE_ID, ['edge2'])
     assert FakeTarget.made == {}
@@ -196,7 +196,7 @@ def test_size_mismatch_writes_nothing():
 
 def test_location_of_another_cluster():
     api = FakeAPI(_image())
-    with pytest.raises(cli.CommandError, match="fsid is fsid-9, the "
+    with pytest.raises(common.CommandError, match="fsid is fsid-9, the "
                        "location's fsid-1"):
         Adder(api, fsid='fsid-9').add(IMAGE_ID, ['edge2'])
     assert FakeTarget.made == {}
@@ -218,7 +218,7 @@ def test_image_changed_during_the_copy(later, message):
         api = FakeAPI(_image(), None)
     else:
         api = FakeAPI(_image(), later)
-    with pytest.raises(cli.CommandError, match=message):
+    with pytest.raises(common.CommandError, match=message):
         Adder(api).add(IMAGE_ID, ['edge2', 'edge3'])
     assert FakeTarget.made == {}
 
@@ -274,7 +274,7 @@ def test_refused_images(changes, message):
     image = _image(**changes)
     if image['locations'] is None:
         del image['locations']
-    with pytest.raises(cli.CommandError, match=message):
+    with pytest.raises(common.CommandError, match=message):
         Adder(FakeAPI(image)).add(IMAGE_ID, ['edge2'])
     assert FakeTarget.made == {}
 
@@ -282,12 +282,12 @@ def test_refused_images(changes, message):
 def test_check_stores():
     kinds = {'edge1': 'rbd', 'edge2': 'rbd', 'file1': 'file'}
     add_site.check_stores(['edge2'], RBD, kinds)
-    with pytest.raises(cli.CommandError) as e:
+    with pytest.raises(common.CommandError) as e:
         add_site.check_stores(['nosuch', 'file1'], RBD, kinds)
     assert str(e.value) == (
         'nosuch is not a store of this Glance (enabled_backends: edge1, '
         'edge2, file1); file1 is a file store, not an RBD store')
-    with pytest.raises(cli.CommandError, match='no enabled_backends'):
+    with pytest.raises(common.CommandError, match='no enabled_backends'):
         add_site.check_stores(['edge2'], RBD, {})
 
 
@@ -322,7 +322,7 @@ class FailingAdder(Adder):
 ])
 def test_source_failing(later, message):
     """A read error is the image's deletion if the image is gone."""
-    with pytest.raises((cli.CommandError, errors.SourceError),
+    with pytest.raises((common.CommandError, errors.SourceError),
                        match=message):
         FailingAdder(FakeAPI(_image(), later)).add(IMAGE_ID, ['edge2'])
     assert FakeTarget.made == {}

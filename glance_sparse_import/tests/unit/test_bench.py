@@ -353,3 +353,37 @@ def test_wait_tasks_ended():
                     ['success', 'failure']])
     bench.wait_tasks_ended(api, ID1, timeout=30)
     assert api.calls == 3
+
+
+def _load_compare():
+    path = os.path.join(os.path.dirname(TOOL), 'bench-compare')
+    loader = importlib.machinery.SourceFileLoader('bench_compare', path)
+    spec = importlib.util.spec_from_loader('bench_compare', loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    return module
+
+
+def test_compare_pools_the_runs_of_each_commit():
+    tool = _load_compare()
+
+    def report(runs, floor):
+        return {'images': [
+            {'label': '8G qcow2', 'floor_seconds': floor,
+             'plugin': {'seconds': sorted(runs)[1], 'runs_seconds': runs}},
+            {'label': '8G qcow2-compressed', 'floor_seconds': floor,
+             'plugin': None}]}
+
+    rows = tool.compare([('A', report([15.0, 16.0, 17.0], 12.0)),
+                         ('B', report([15.5, 15.0, 16.5], 12.0)),
+                         ('B', report([16.0, 17.0, 16.5], 13.0)),
+                         ('A', report([16.5, 18.0, 16.0], 13.0))])
+    plain, compressed = rows
+    assert plain['A_median'] == 16.25 and plain['B_median'] == 16.25
+    assert plain['B_over_A'] == 1.0
+    assert plain['A_over_floor'] == pytest.approx((16 / 12 + 16.5 / 13) / 2)
+    assert compressed['B_over_A'] is None
+    text = tool.render(rows, {'A': 'a' * 40, 'B': 'b' * 40})
+    assert '8G qcow2-compressed' in text and '1.000' in text
+    args = tool.parse_args(['--baseline', 'main', '--', '--sizes', '8G'])
+    assert (args.order, args.bench_args) == ('ABBA', ['--sizes', '8G'])

@@ -20,11 +20,15 @@ import subprocess
 
 import pytest
 
+from glance_sparse_import.cmd import check
 from glance_sparse_import.cmd import cli
+from glance_sparse_import.cmd import common
+from glance_sparse_import.cmd import inspect
 from glance_sparse_import import hashing
 from glance_sparse_import import inspection
 from glance_sparse_import import opts
 from glance_sparse_import.sources.base import Chunk
+from glance_sparse_import.targets import null
 from glance_sparse_import.tests.testbed import procs
 
 MiB = 1024 ** 2
@@ -53,11 +57,13 @@ def test_installed_help():
     ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size', '3'],
     ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size', '64'],
     ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--timeout', '-1'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--rate-limit', '-5'],
+    ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--rate-limit', 'x'],
 ])
 def test_usage_errors(args, capsys):
     with pytest.raises(SystemExit) as e:
         cli.build_parser().parse_args(args)
-    assert e.value.code == cli.EXIT_USAGE
+    assert e.value.code == common.EXIT_USAGE
 
 
 def test_chunk_size_and_timeout():
@@ -65,20 +71,28 @@ def test_chunk_size_and_timeout():
         ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--chunk-size',
          '16', '--timeout', '0'])
     assert (args.chunk_size, args.timeout, args.user) == (16, 0, 'glance')
+    assert args.rate_limit == 0
+
+
+def test_rate_limit():
+    args = cli.build_parser().parse_args(
+        ['import', 'f.raw', '--conf', 'c', '--pool', 'p', '--rate-limit',
+         '12.5'])
+    assert args.rate_limit == 12.5
 
 
 def test_unknown_hash_algorithm(tmp_path):
     path = tmp_path / 'disk.raw'
     path.write_bytes(b'x' * 4096)
     res = run_cli('inspect', '--hash-algo', 'nope', str(path))
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert res.stderr == 'glance-sparse-import: error: unknown hash ' \
         'algorithm: nope\n'
 
 
 def test_not_a_file(tmp_path):
     res = run_cli('inspect', str(tmp_path))
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert 'is not a regular file' in res.stderr
 
 
@@ -86,7 +100,7 @@ def test_bad_config_file(tmp_path):
     conf = tmp_path / 'broken.conf'
     conf.write_text('no section\n')
     res = run_cli('--config-file', str(conf), 'inspect', str(conf))
-    assert res.returncode == cli.EXIT_ERROR
+    assert res.returncode == common.EXIT_ERROR
     assert 'glance-sparse-import: error: bad configuration' in res.stderr
 
 
@@ -102,7 +116,7 @@ class _Source(object):
 
 def test_extent_counter_merges_contiguous_data():
     data = bytes([1]) * 4
-    counter = cli._ExtentCounter(_Source([
+    counter = inspect.ExtentCounter(_Source([
         Chunk(0, 4, data), Chunk(4, 4, data), Chunk(8, 8, None),
         Chunk(16, 4, data), Chunk(20, 4, None), Chunk(24, 4, data),
         Chunk(28, 4, data)], 32))
@@ -118,9 +132,9 @@ class _Terminal(io.StringIO):
 
 
 def test_progress_bar_only_on_a_terminal():
-    assert not cli._ProgressBar(io.StringIO(), 'x').enabled
+    assert not common.ProgressBar(io.StringIO(), 'x').enabled
     out = _Terminal()
-    bar = cli._ProgressBar(out, 'inspect')
+    bar = common.ProgressBar(out, 'inspect')
     assert bar.enabled
     bar.draw(25 * MiB, 100 * MiB)
     bar.complete(100 * MiB)
@@ -133,7 +147,7 @@ def test_progress_bar_only_on_a_terminal():
 
 def test_progress_bar_not_drawn_is_not_closed():
     out = _Terminal()
-    bar = cli._ProgressBar(out, 'inspect')
+    bar = common.ProgressBar(out, 'inspect')
     bar.complete(1)
     bar.close()
     assert out.getvalue() == ''
@@ -149,10 +163,10 @@ class _Bar(object):
 
 
 def test_progress_hasher_feeds_zeros_in_pieces(monkeypatch):
-    monkeypatch.setattr(cli, 'PROGRESS_INTERVAL', 0)
+    monkeypatch.setattr(common, 'PROGRESS_INTERVAL', 0)
     hasher = hashing.ParallelHasher(['md5', 'sha1'])
     bar = _Bar()
-    feed = cli._ProgressHasher(hasher, bar, 11 * MiB)
+    feed = common.ProgressHasher(hasher, bar, 11 * MiB)
     data = random.Random(2).randbytes(MiB)
     feed.update(data)
     feed.update_zeros(10 * MiB)
@@ -165,24 +179,24 @@ def test_progress_hasher_feeds_zeros_in_pieces(monkeypatch):
 
 
 def test_read_image_draws_progress(tmp_path, monkeypatch):
-    opts.register_opts(cli.CONF)
+    opts.register_opts(common.CONF)
     path = str(tmp_path / 'disk.raw')
     data = random.Random(1).randbytes(3 * MiB)
     with open(path, 'wb') as f:
         f.truncate(16 * MiB)
         f.seek(5 * MiB)
         f.write(data)
-    monkeypatch.setattr(cli, 'PROGRESS_INTERVAL', 0)
-    monkeypatch.setattr(cli.sys, 'stderr', _Terminal())
+    monkeypatch.setattr(common, 'PROGRESS_INTERVAL', 0)
+    monkeypatch.setattr(inspect.sys, 'stderr', _Terminal())
     info = inspection.inspect_image(path, 'raw', 1024 ** 4)
-    stats, extents, md5, sha = cli._read_image(
-        path, info, [cli._Discard()], 'sha512', 'inspect')
+    stats, extents, md5, sha = inspect.read_image(
+        path, info, [null.NullTarget('inspect')], 'sha512', 'inspect')
     assert (extents, stats.allocated, stats.written) == (1, 3 * MiB, 3 * MiB)
     with open(path, 'rb') as f:
         whole = f.read()
     assert md5 == hashlib.md5(whole).hexdigest()
     assert sha == hashlib.sha512(whole).hexdigest()
-    drawn = cli.sys.stderr.getvalue()
+    drawn = inspect.sys.stderr.getvalue()
     assert '100% 16/16 MiB' in drawn and drawn.endswith('\n')
 
 
@@ -216,7 +230,7 @@ def test_check(tmp_path, plugins, ok):
     ok = ok and not report['requirements_missing']
     assert report['enabled'] is (plugins != "['image_conversion']")
     assert report['ok'] is ok
-    assert res.returncode == (0 if ok else cli.EXIT_ERROR), res.stderr
+    assert res.returncode == (0 if ok else common.EXIT_ERROR), res.stderr
     assert report['fallbacks']['format inspector']
     assert report['config_files'] == [str(api), str(conf)]
 
@@ -239,7 +253,7 @@ def test_check_text_without_configuration():
     assert any(line.startswith('image_import_plugins: not read')
                for line in lines)
     if res.returncode:
-        assert res.returncode == cli.EXIT_ERROR
+        assert res.returncode == common.EXIT_ERROR
         assert any(line.startswith('NOT OK') for line in lines)
         assert 'the plugin cannot run here: ' in res.stderr
     else:
@@ -253,9 +267,9 @@ def test_check_text_without_configuration():
     ('26.1.0', 'supported', False), ('33.0.0', 'supported', False),
     ('34.0.0', 'newer', False)])
 def test_check_glance_release(monkeypatch, version, status, problem):
-    monkeypatch.setattr(cli.deployment.importlib.metadata, 'version',
+    monkeypatch.setattr(check.deployment.importlib.metadata, 'version',
                         lambda name: version)
-    glance, problems, warnings = cli._glance_report()
+    glance, problems, warnings = check._glance_report()
     assert glance['status'] == status
     assert bool(problems) is problem
     # Out of range is never silent.

@@ -27,6 +27,7 @@ from oslo_log import log as logging
 
 from glance_sparse_import import errors
 from glance_sparse_import import native
+from glance_sparse_import.targets import base
 
 try:
     import rados
@@ -50,7 +51,7 @@ def location_url(fsid, pool, image_name, snapshot=SNAPSHOT):
                                        for p in parts)
 
 
-class RbdTarget(object):
+class RbdTarget(base.Target):
     """Write one image into one RBD store.
 
     ``store`` is a ``stores.RbdStore``. Call ``open`` (creates the image),
@@ -91,6 +92,7 @@ class RbdTarget(object):
 
     @property
     def url(self):
+        """``rbd://fsid/pool/image/snap``; the fsid is known once open."""
         return location_url(self.fsid, self.store.pool, self.image_name)
 
     def _fail(self, message, exc=None):

@@ -20,9 +20,10 @@ bytes, so the copy loop writes this file alongside the RBD images.
 import os
 
 from glance_sparse_import import errors
+from glance_sparse_import.targets import base
 
 
-class RawFileTarget(object):
+class RawFileTarget(base.Target):
     """Write the raw disk into ``path``; holes stay holes."""
 
     name = 'staging'
@@ -31,6 +32,10 @@ class RawFileTarget(object):
         self.path = path
         self.size = size
         self._fd = None
+
+    @property
+    def url(self):
+        return 'file://%s' % self.path
 
     def open(self):
         try:

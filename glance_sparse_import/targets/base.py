@@ -1,0 +1,68 @@
+#    Licensed under the Apache License, Version 2.0 (the "License"); you may
+#    not use this file except in compliance with the License. You may obtain
+#    a copy of the License at
+#
+#         http://www.apache.org/licenses/LICENSE-2.0
+#
+#    Unless required by applicable law or agreed to in writing, software
+#    distributed under the License is distributed on an "AS IS" BASIS, WITHOUT
+#    WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied. See the
+#    License for the specific language governing permissions and limitations
+#    under the License.
+
+"""What every target of the copy loop provides.
+
+A target is where one copy of the image goes: an RBD store
+(``targets.rbd``), a raw file in the staging area (``targets.file``) or
+nothing at all (``targets.null``). ``targets.throttle`` wraps any of them
+with a write rate limit. The copy loop (``copy.Copy``) only calls
+``write``; its callers call the rest, in this order:
+
+``open()``
+    Create the (empty, thin) destination of ``size`` bytes. On failure it
+    has already removed what it created.
+``write(offset, data)``
+    Write ``data`` (a bytes-like object the target may keep until
+    ``finish``) at byte ``offset``. Called with increasing offsets for the
+    non-zero runs only: what is never written reads as zeros. A target
+    may queue the write and report its failure at a later call.
+``finish()``
+    Wait for every write, make the copy what its readers expect (for RBD:
+    the protected ``snap`` snapshot) and release the connection.
+``remove()``
+    Delete whatever this target created. Safe at any point, after a
+    failure and more than once.
+
+Attributes: ``name`` is the store identifier Glance knows (``None`` for
+single-store Glance) or a label for a target no Glance store holds;
+``url`` is the location URL to register once ``open`` has succeeded
+(``None`` for a target that is no store).
+
+Every failure of the destination raises ``errors.StoreError`` with a
+message that names it; the copy policy (``store_policy``) decides whether
+the import goes on without that target.
+"""
+
+
+class Target(object):
+    """Base of the targets; see the module docstring for the protocol."""
+
+    name = None
+
+    @property
+    def url(self):
+        """The location URL to register, or None."""
+        return None
+
+    def open(self):
+        """Create the destination; :raises StoreError: it cannot be."""
+
+    def write(self, offset, data):
+        """Write ``data`` at ``offset``; :raises StoreError: on failure."""
+        raise NotImplementedError()
+
+    def finish(self):
+        """Complete every write; :raises StoreError: on failure."""
+
+    def remove(self):
+        """Delete what this target created; safe at any point."""
