@@ -64,7 +64,10 @@ def from_arguments(args):
     """
     if args.os_config_loader is None:
         raise ImageAPIError('openstacksdk is not installed for %s: add-site '
-                            'needs it to reach Glance' % sys.executable)
+                            'needs it to reach Glance (pip install '
+                            '"glance-sparse-import[add-site]", or the '
+                            'distribution\'s python3-openstacksdk)'
+                            % sys.executable)
     import openstack.exceptions
 
     try:

@@ -29,7 +29,10 @@ from glance_sparse_import.tests.testbed import series
 # the CLI and every requirement of the plugin that Glance shares.
 HOST = ('glance', 'glance-store', 'oslo.utils', 'oslo.config', 'oslo.log',
         'oslo.concurrency', 'oslo.db', 'SQLAlchemy', 'taskflow',
-        'stevedore', 'cryptography', 'cursive', 'python-glanceclient')
+        'stevedore', 'cryptography', 'cursive', 'python-glanceclient',
+        # What Glance's keystonemiddleware runs on, and add-site's
+        # openstacksdk would pull in.
+        'keystoneauth1')
 
 
 def _installed():
