@@ -21,6 +21,7 @@ then lists each object's snapshots).
 
 from oslo_log import log as logging
 
+from glance_sparse_import import ceph_client
 from glance_sparse_import import errors
 from glance_sparse_import.sources.base import Chunk
 from glance_sparse_import.sources.base import requests
@@ -81,12 +82,7 @@ class RbdSource(object):
         if rados is None:
             self._fail('the rados and rbd Python bindings are not installed')
         what = '%s/%s@%s' % (self.pool, self.image_name, self.snapshot)
-        client = rados.Rados(conffile=self.store.conf_file,
-                             rados_id=self.store.user)
-        if self._timeout:
-            for option in ('rados_osd_op_timeout', 'rados_mon_op_timeout',
-                           'client_mount_timeout'):
-                client.conf_set(option, str(self._timeout))
+        client = ceph_client.new_client(self.store, self._timeout)
         self._client = client
         try:
             try:
@@ -123,14 +119,7 @@ class RbdSource(object):
         image, self._image = self._image, None
         ioctx, self._ioctx = self._ioctx, None
         client, self._client = self._client, None
-        try:
-            if image is not None:
-                image.close()
-        finally:
-            if ioctx is not None:
-                ioctx.close()
-            if client is not None:
-                client.shutdown()
+        ceph_client.close(image, ioctx, client)
 
     def extents(self):
         """The allocated ``(offset, length)`` extents, merged, in order."""

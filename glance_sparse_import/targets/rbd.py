@@ -25,6 +25,7 @@ import urllib.parse
 
 from oslo_log import log as logging
 
+from glance_sparse_import import ceph_client
 from glance_sparse_import import errors
 from glance_sparse_import import native
 from glance_sparse_import.targets import base
@@ -104,12 +105,7 @@ class RbdTarget(base.Target):
     def _connect(self):
         if rados is None:
             self._fail('the rados and rbd Python bindings are not installed')
-        client = rados.Rados(conffile=self.store.conf_file,
-                             rados_id=self.store.user)
-        if self._timeout:
-            for option in ('rados_osd_op_timeout', 'rados_mon_op_timeout',
-                           'client_mount_timeout'):
-                client.conf_set(option, str(self._timeout))
+        client = ceph_client.new_client(self.store, self._timeout)
         try:
             client.connect(timeout=self._timeout or 0)
         except Exception as e:
@@ -271,13 +267,11 @@ class RbdTarget(base.Target):
         client, self._client = self._client, None
         try:
             if image is not None:
+                # Not closed when in-flight writes did not drain.
                 self._drain()
                 image.close()
         finally:
-            if ioctx is not None:
-                ioctx.close()
-            if client is not None:
-                client.shutdown()
+            ceph_client.close(None, ioctx, client)
 
     def remove(self):
         """Delete the RBD image and its snapshot, if this target made them."""
