@@ -39,6 +39,7 @@ from glance_sparse_import import image_api
 from glance_sparse_import import opts
 from glance_sparse_import.sources import rbd as rbd_source
 from glance_sparse_import import stores
+from glance_sparse_import.targets import base as target_base
 from glance_sparse_import.targets import rbd as rbd_target
 from glance_sparse_import.targets import throttle
 
@@ -218,15 +219,16 @@ class SiteAdder(object):
                         'store %s: %s/%s@%s has %d bytes, the image %s'
                         % (store.name, pool, name, snapshot, source.size,
                            image['size']))
-                for n in names:
-                    target = self._target(self.rbd[n], image_id,
-                                          source.size, urls)
-                    try:
-                        target.open()
-                    except errors.StoreError as e:
-                        results[n].error = str(e)
-                        continue
-                    targets.append(target)
+                # All of them removed should anything but a StoreError
+                # interrupt the opening.
+                targets[:] = [self._target(self.rbd[n], image_id,
+                                           source.size, urls)
+                              for n in names]
+                failed = target_base.each(lambda t: t.open(), targets)
+                for target, error in failed.items():
+                    # Its open has removed what it created.
+                    results[target.name].error = str(error)
+                targets[:] = [t for t in targets if t not in failed]
                 if not targets:
                     raise errors.StoreError('; '.join(
                         r.error for r in results.values()))
@@ -263,11 +265,12 @@ class SiteAdder(object):
                 registered.add(target.name)
                 result.url = target.url
         except BaseException as e:
-            for target in targets:
-                if target.name not in registered:
-                    self._remove(target, results[target.name])
-                    if results[target.name].error is None:
-                        results[target.name].error = str(e) or repr(e)
+            left = [t for t in targets if t.name not in registered]
+            for target in left:
+                if results[target.name].error is None:
+                    results[target.name].error = str(e) or repr(e)
+            target_base.each(lambda t: self._remove(t, results[t.name]),
+                             left)
             if not registered:
                 raise
         self._recheck(image, registered)
@@ -316,17 +319,15 @@ class SiteAdder(object):
             raise
         finally:
             bar.close()
+        active = [throttle.unwrap(t) for t in engine.active]
+        failed.update(target_base.each(lambda t: t.finish(), active))
         for target, error in failed.items():
             results[target.name].error = str(error)
-            self._remove(target, results[target.name])
-        for target in [throttle.unwrap(t) for t in engine.active]:
-            try:
-                target.finish()
-            except errors.StoreError as e:
-                results[target.name].error = str(e)
-                self._remove(target, results[target.name])
-                continue
-            results[target.name].written = target.bytes_written
+        target_base.each(lambda t: self._remove(t, results[t.name]),
+                         failed)
+        for target in active:
+            if target not in failed:
+                results[target.name].written = target.bytes_written
         if not any(results[t.name].error is None for t in targets):
             raise errors.StoreError('every store failed')
         return stats.processed, digests

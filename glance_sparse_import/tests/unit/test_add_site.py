@@ -18,6 +18,7 @@ between the copy and the registration, a registration refused.
 """
 
 import hashlib
+import threading
 
 from oslo_config import cfg
 import pytest
@@ -129,7 +130,9 @@ class FakeTarget(object):
         self.bytes_written += len(data)
 
     def finish(self):
-        pass
+        if self.fail == 'finish':
+            raise errors.StoreError('store %s: cannot protect the snapshot'
+                                    % self.name)
 
     def remove(self):
         self.made.pop(self.name, None)
@@ -240,7 +243,7 @@ def test_registration_refused_for_one_site():
     assert list(FakeTarget.made) == ['edge3']
 
 
-@pytest.mark.parametrize('fail', ['open', 'write'])
+@pytest.mark.parametrize('fail', ['open', 'write', 'finish'])
 def test_one_site_failing_leaves_the_other(fail):
     api = FakeAPI(_image())
     results = Adder(api, fail={'edge3': fail}).add(IMAGE_ID,
@@ -251,6 +254,29 @@ def test_one_site_failing_leaves_the_other(fail):
         'image %s: store edge3: NOT added: store edge3' % IMAGE_ID)
     assert list(FakeTarget.made) == ['edge2']
     assert [m['store'] for _u, m in api.added] == ['edge2']
+
+
+class MeetingTarget(FakeTarget):
+    """Opens only once every site's open has started."""
+
+    barrier = None
+
+    def open(self):
+        self.barrier.wait()
+        super(MeetingTarget, self).open()
+
+
+def test_sites_opened_at_once():
+    """A site down costs one Ceph timeout, not one per site."""
+    class MeetingAdder(Adder):
+        def _target(self, store, image_id, size, location_urls):
+            return MeetingTarget(store, image_id, size)
+
+    MeetingTarget.barrier = threading.Barrier(2, timeout=10)
+    results = MeetingAdder(FakeAPI(_image())).add(IMAGE_ID,
+                                                  ['edge2', 'edge3'])
+    assert [r.error for r in results] == [None, None]
+    assert sorted(FakeTarget.made) == ['edge2', 'edge3']
 
 
 def test_every_site_failing():
