@@ -388,6 +388,22 @@ def _quiet(*names):
             logger.setLevel(level)
 
 
+def _import_enabled_backends():
+    """Register ``enabled_backends`` from the Glance module defining it.
+
+    ``glance.common.config`` in Glance 33 (2026.2), ``glance.common.wsgi``
+    in the earlier releases (Wallaby's 22 to 2026.1's 32).
+    """
+    error = None
+    for module in ('glance.common.config', 'glance.common.wsgi'):
+        try:
+            CONF.import_opt('enabled_backends', module)
+            return
+        except cfg.NoSuchOptError as e:
+            error = e
+    raise error
+
+
 def configured_rbd_stores():
     """The RBD stores the configuration names, with their option groups.
 
@@ -397,7 +413,7 @@ def configured_rbd_stores():
     :returns: a list of ``(name, group)``; name None for single-store Glance
     :raises ImportError, cfg.Error: Glance or glance_store lacks the options
     """
-    CONF.import_opt('enabled_backends', 'glance.common.config')
+    _import_enabled_backends()
     backends = CONF.enabled_backends or {}
     with _quiet('stevedore', 'glance_store'):
         # glance_store loads every driver for its options and logs those
