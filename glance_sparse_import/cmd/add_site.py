@@ -36,6 +36,7 @@ from glance_sparse_import import errors
 from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import image_api
+from glance_sparse_import import native
 from glance_sparse_import import opts
 from glance_sparse_import.sources import rbd as rbd_source
 from glance_sparse_import import stores
@@ -306,10 +307,23 @@ class SiteAdder(object):
         feed = hasher
         if self.progress and bar.enabled:
             feed = common.ProgressHasher(hasher, bar, source.size)
+        removals = []
+
+        def remove_now(target, error):
+            # A site that failed (a full pool, say) is freed at once, not
+            # when the other sites are done.
+            target = throttle.unwrap(target)
+            results[target.name].error = str(error)
+            removals.append(native.Worker(
+                lambda _cancelled: self._remove(target,
+                                                results[target.name]),
+                'remove-%s' % target.name))
+
         try:
             engine = copy.Copy(
                 [throttle.wrap(t, limits[t.name]) for t in targets], feed,
-                self.conf.zero_block_size, tolerate_target_failures=True)
+                self.conf.zero_block_size, tolerate_target_failures=True,
+                on_drop=remove_now)
             stats, failed = engine.run(source)
             failed = {throttle.unwrap(t): e for t, e in failed.items()}
             digests = hasher.hexdigests()
@@ -319,6 +333,8 @@ class SiteAdder(object):
             raise
         finally:
             bar.close()
+            for worker in removals:
+                worker.wait()
         active = [throttle.unwrap(t) for t in engine.active]
         failed.update(target_base.each(lambda t: t.finish(), active))
         for target, error in failed.items():

@@ -352,3 +352,44 @@ def test_source_failing(later, message):
                        match=message):
         FailingAdder(FakeAPI(_image(), later)).add(IMAGE_ID, ['edge2'])
     assert FakeTarget.made == {}
+
+
+class RemovalAwaitingSource(FakeSource):
+    """Yields its last chunk only once edge3's copy has been removed."""
+
+    removed = None
+
+    def chunks(self):
+        chunks = list(super(RemovalAwaitingSource, self).chunks())
+        for chunk in chunks[:-1]:
+            yield chunk
+        assert self.removed.wait(10), 'edge3 not removed during the copy'
+        yield chunks[-1]
+
+
+class RemovalSignallingTarget(FakeTarget):
+
+    def remove(self):
+        super(RemovalSignallingTarget, self).remove()
+        if self.name == 'edge3':
+            RemovalAwaitingSource.removed.set()
+
+
+def test_failed_site_removed_during_the_copy():
+    """A full site is freed at once, not when the other sites are done."""
+    class EagerAdder(Adder):
+        def _source(self, store, pool, name, snapshot):
+            return RemovalAwaitingSource(self.data)
+
+        def _target(self, store, image_id, size, location_urls):
+            return RemovalSignallingTarget(store, image_id, size,
+                                           self.fail.get(store.name))
+
+    RemovalAwaitingSource.removed = threading.Event()
+    api = FakeAPI(_image())
+    results = EagerAdder(api, fail={'edge3': 'write'}).add(
+        IMAGE_ID, ['edge2', 'edge3'])
+    assert results[0].error is None
+    assert results[1].error == 'store edge3: write failed'
+    assert list(FakeTarget.made) == ['edge2']
+    assert [m['store'] for _u, m in api.added] == ['edge2']
