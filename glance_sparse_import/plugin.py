@@ -77,8 +77,6 @@ else:
 # Formats stock Glance stores as they are: image_conversion leaves raw and
 # iso alone and converts everything else to raw/bare.
 _KEPT_FORMATS = ('raw', 'iso')
-# Closing, then removing an RBD image: how many Ceph timeouts to wait.
-_REMOVE_TIMEOUTS = 3
 
 
 class _SparseRbdImport(task.Task):
@@ -112,6 +110,8 @@ class _SparseRbdImport(task.Task):
         self._targets = []
         self._dropped = []
         self._registered = []
+        # Target -> its Removal, started as the copy dropped it.
+        self._removals = {}
         self._raw_file = None
         self._hasher = None
         self._staged_path = None
@@ -253,7 +253,8 @@ class _SparseRbdImport(task.Task):
         job = copy.Copy(
             [throttle.wrap(t, self._limits.get(t.name, 0))
              if t is not self._raw_file else t for t in outputs],
-            hasher, conf.zero_block_size, policy=self._policy)
+            hasher, conf.zero_block_size, policy=self._policy,
+            on_drop=self._remove_now)
 
         def data_pass(cancelled):
             def check():
@@ -304,13 +305,32 @@ class _SparseRbdImport(task.Task):
         self._policy.check(failed)
         self._drop(list(failed))
 
+    def _remove_now(self, target, _error):
+        # In the copy's thread: a store that failed (a full pool, say) is
+        # freed at once, not once the other stores are written. _drop
+        # waits for it and lists the store failed.
+        target = throttle.unwrap(target)
+        self._removals[target] = target_base.Removal(target)
+
+    def _remove_quietly(self, target):
+        # The next import of the image removes what is left.
+        removal = self._removals.pop(target, None) or \
+            target_base.Removal(target)
+        if removal.wait():
+            return
+        LOG.error('Could not remove RBD image %(name)s from store '
+                  '%(store)s: %(err)s. It stays in pool %(pool)s until the '
+                  'next import of this image removes it',
+                  {'name': target.image_name, 'store': target.name,
+                   'err': removal.error, 'pool': target.store.pool})
+
     def _drop(self, targets):
         """Give up on ``targets``: remove their data, list them failed."""
         targets = [t for t in targets if t not in self._dropped]
         if not targets:
             return
         self._dropped.extend(targets)
-        target_base.each(_remove_quietly, targets)
+        target_base.each(self._remove_quietly, targets)
         self._mark_failed(targets)
 
     def _mark_failed(self, targets):
@@ -407,8 +427,8 @@ class _SparseRbdImport(task.Task):
             LOG.error('Sparse import of image %(image)s failed: %(err)s',
                       {'image': self.image_id,
                        'err': result.exception_str})
-        target_base.each(_remove_quietly, [t for t in self._live()
-                                           if t not in self._registered])
+        target_base.each(self._remove_quietly, [t for t in self._live()
+                                                if t not in self._registered])
         if self._raw_file is not None:
             self._raw_file.remove()
         try:
@@ -433,7 +453,7 @@ class _SparseRbdImport(task.Task):
             LOG.warning('Could not update image %(image)s while reverting '
                         'its sparse import: %(err)s',
                         {'image': self.image_id, 'err': e})
-            target_base.each(_remove_quietly, self._registered)
+            target_base.each(self._remove_quietly, self._registered)
 
 
 def _check_not_deleted(action):
@@ -450,33 +470,6 @@ def _unlink_quietly(path):
     except OSError as e:
         LOG.warning('Could not remove staged data %(path)s: %(err)s',
                     {'path': path, 'err': e.strerror})
-
-
-def _remove_quietly(target):
-    # With the OSD gone, librbd can wait on the image beyond every Ceph
-    # timeout: stop waiting so the import still fails in bounded time.
-    # The next import of the image removes what is left.
-    remover = native.Worker(lambda _cancelled: _remove_logged(target),
-                            'remove-%s' % target.name)
-    if not remover.wait(_REMOVE_TIMEOUTS * target.op_timeout or None):
-        LOG.error('Could not remove RBD image %(name)s from store '
-                  '%(store)s: no answer from Ceph within %(secs)d s. It '
-                  'stays in pool %(pool)s until the next import of this '
-                  'image removes it',
-                  {'name': target.image_name, 'store': target.name,
-                   'secs': _REMOVE_TIMEOUTS * target.op_timeout,
-                   'pool': target.store.pool})
-
-
-def _remove_logged(target):
-    try:
-        target.remove()
-    except Exception as e:
-        LOG.error('Could not remove RBD image %(name)s from store '
-                  '%(store)s: %(err)s. It stays in pool %(pool)s until the '
-                  'next import of this image removes it',
-                  {'name': target.image_name, 'store': target.name,
-                   'err': e, 'pool': target.store.pool})
 
 
 class _PhaseTimer(object):

@@ -36,7 +36,6 @@ from glance_sparse_import import errors
 from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import image_api
-from glance_sparse_import import native
 from glance_sparse_import import opts
 from glance_sparse_import.sources import rbd as rbd_source
 from glance_sparse_import import stores
@@ -180,6 +179,8 @@ class SiteAdder(object):
         self.rbd = rbd
         self.conf = CONF.sparse_rbd_import
         self.progress = progress
+        # Target -> its Removal, started as the copy dropped it.
+        self._removals = {}
 
     def _source(self, store, pool, name, snapshot):
         return rbd_source.RbdSource(
@@ -307,17 +308,12 @@ class SiteAdder(object):
         feed = hasher
         if self.progress and bar.enabled:
             feed = common.ProgressHasher(hasher, bar, source.size)
-        removals = []
 
-        def remove_now(target, error):
+        def remove_now(target, _error):
             # A site that failed (a full pool, say) is freed at once, not
-            # when the other sites are done.
+            # when the other sites are done; _remove waits for it.
             target = throttle.unwrap(target)
-            results[target.name].error = str(error)
-            removals.append(native.Worker(
-                lambda _cancelled: self._remove(target,
-                                                results[target.name]),
-                'remove-%s' % target.name))
+            self._removals[target] = target_base.Removal(target)
 
         try:
             engine = copy.Copy(
@@ -333,8 +329,6 @@ class SiteAdder(object):
             raise
         finally:
             bar.close()
-            for worker in removals:
-                worker.wait()
         active = [throttle.unwrap(t) for t in engine.active]
         failed.update(target_base.each(lambda t: t.finish(), active))
         for target, error in failed.items():
@@ -360,12 +354,12 @@ class SiteAdder(object):
                                       'image: %s' % '; '.join(wrong))
 
     def _remove(self, target, result):
-        try:
-            target.remove()
-        except Exception as e:
+        removal = self._removals.pop(target, None) or \
+            target_base.Removal(target)
+        if not removal.wait():
             result.error = '%s; and the RBD image %s/%s could not be ' \
                 'removed: %s' % (result.error, target.store.pool,
-                                 target.image_name, e)
+                                 target.image_name, removal.error)
 
     def _recheck(self, image, registered):
         if not registered:

@@ -46,6 +46,9 @@ the import goes on without that target.
 from glance_sparse_import import errors
 from glance_sparse_import import native
 
+# Closing, then removing an RBD image: how many Ceph timeouts to wait.
+REMOVE_TIMEOUTS = 3
+
 
 class Target(object):
     """Base of the targets; see the module docstring for the protocol."""
@@ -98,3 +101,31 @@ def _call(func, target):
     except Exception as e:
         return e
     return None
+
+
+class Removal(object):
+    """``target.remove()``, started at once on an OS thread.
+
+    With the OSD gone, librbd can wait on an image beyond every Ceph
+    timeout: :meth:`wait` gives up after ``REMOVE_TIMEOUTS`` times the
+    target's ``op_timeout`` (seconds; 0: no bound).
+    """
+
+    def __init__(self, target):
+        self.target = target
+        self.error = None
+        self.timeout = REMOVE_TIMEOUTS * getattr(target, 'op_timeout', 0)
+        self._worker = native.Worker(self._run, 'remove-%s' % target.name)
+
+    def _run(self, _cancelled):
+        try:
+            self.target.remove()
+        except Exception as e:
+            self.error = e
+
+    def wait(self):
+        """True once removed; else False and ``error`` says why."""
+        if not self._worker.wait(self.timeout or None):
+            self.error = TimeoutError('no answer from Ceph within %d s'
+                                      % self.timeout)
+        return self.error is None

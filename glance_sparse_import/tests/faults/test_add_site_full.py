@@ -89,8 +89,9 @@ def test_pool_full_during_add_site(api, ceph_cluster, ceph_cluster2, full,
         env = {k: v for k, v in os.environ.items()
                if not k.startswith('OS_')}
         cmd = e2e.add_site_command(api, image_id, '--stores', 'edge2,full')
-        proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                                stderr=subprocess.PIPE, text=True)
+        proc = subprocess.Popen(  # runs: venv:glance-sparse-import
+            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
         try:
             with faults._slow(full):
                 procs.wait_until(lambda: _tripped(proc, full), 60,

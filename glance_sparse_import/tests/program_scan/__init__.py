@@ -69,8 +69,9 @@ def _kind(path):
 
 
 # A command the scan cannot follow (a program chosen at run time) says
-# what it may run on its first line: ``# runs: python3.9, python3.10``.
-RUNS = re.compile(r'#\s*runs:\s*([\w.+/-]+(?:\s*,\s*[\w.+/-]+)*)')
+# what it may run on its first line: ``# runs: python3.9, python3.10``
+# (``venv:X`` for a program of the tests' virtualenv).
+RUNS = re.compile(r'#\s*runs:\s*([\w.+/:-]+(?:\s*,\s*[\w.+/:-]+)*)')
 
 
 def scan(root):
