@@ -19,6 +19,7 @@ import filecmp
 import json
 import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -32,6 +33,15 @@ MiB = 1024 ** 2
 SITES = ('edge1', 'edge2', 'edge3')
 # Ceph timeout of the stores, seconds: a site down costs about this much.
 TIMEOUT = 5
+LOCK = 'os_glance_import_task'
+
+
+def _dcn_conf(**extra):
+    conf = {'DEFAULT': {'show_multiple_locations': True},
+            'edge2': {'rbd_store_chunk_size': 4},
+            'edge3': {'rbd_store_chunk_size': 16}}
+    conf.update(extra)
+    return conf
 
 
 @pytest.fixture
@@ -41,9 +51,31 @@ def dcn_api(glance_api_factory, ceph_cluster, ceph_cluster2, ceph_cluster3):
         {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
          'edge3': ceph_cluster3, 'file1': None}, 'edge1',
         plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
-        extra_conf={'DEFAULT': {'show_multiple_locations': True},
-                    'edge2': {'rbd_store_chunk_size': 4},
-                    'edge3': {'rbd_store_chunk_size': 16}})
+        extra_conf=_dcn_conf())
+
+
+@pytest.fixture
+def locking_nodes(glance_api_factory, ceph_cluster, ceph_cluster2,
+                  ceph_cluster3, mariadb_server):
+    """Nodes A and B of one Glance: one database, the same stores.
+
+    add-site talks to A; B runs Glance's copy-image, and a test pauses B
+    to keep the import lock held for as long as it needs. The new sites
+    are written at 4 MiB/s each, so add-site copies for seconds.
+    """
+    database = mariadb_server.create_database()
+    a = glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
+         'edge3': ceph_cluster3, 'file1': None}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        database=database, extra_conf=_dcn_conf(sparse_rbd_import={
+            'store_write_rate_limit': 'edge2:4,edge3:4'}))
+    b = glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
+         'edge3': ceph_cluster3, 'file1': a.store_dir('file1')}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        database=database, workers=1, extra_conf=_dcn_conf())
+    return a, b
 
 
 @pytest.fixture
@@ -278,3 +310,122 @@ def test_image_deleted_during_the_copy(glance, dcn_api, clusters,
     for cluster in clusters.values():
         assert image_id not in cluster.rbd_images()
     assert dcn_api.request('GET', '/v2/images/%s' % image_id)[0] == 404
+
+
+def _import_to_edge1(glance, image_builder, name, virtual, data):
+    path = image_builder.qcow2(virtual, data)
+    image = glance.image_create_via_import(path, 'qcow2', name=name,
+                                           stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success'
+    return glance.get_image(image['id'])
+
+
+def _lock_by_copy_image(glance, node_b, image_id):
+    """copy-image to file1 on node B, paused: return the task holding it.
+
+    Glance takes the lock before it answers the call; B, paused right
+    after, holds it until resumed. Checked, not hoped: a copy of 512 MiB
+    lasts far longer than the time to pause B.
+    """
+    known = glance.task_ids(image_id)
+    status, body = node_b.request(
+        'POST', '/v2/images/%s/import' % image_id,
+        {'method': {'name': 'copy-image'}, 'stores': ['file1']})
+    node_b.pause()
+    assert status == 202, body
+    (task_id,) = glance.task_ids(image_id) - known
+    image = glance.get_image(image_id)
+    assert image.get(LOCK) == task_id, image
+    assert image['stores'] == 'edge1'
+    return task_id
+
+
+def _copy_image_ended(glance, image_id, task_id, before):
+    """copy-image, resumed, ends as if add-site had not run."""
+    task = glance.wait_task_id(task_id, timeout=300)
+    assert task['status'] == 'success', glance.explain(image_id)
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert not after.get(LOCK)
+    assert set(after['stores'].split(',')) == {'edge1', 'file1'}
+    assert set(_locations(glance.api, image_id)) == {'edge1', 'file1'}
+
+
+def test_image_locked_by_an_import(locking_nodes, clusters, image_builder):
+    """copy-image holds the image: add-site refuses it and writes nothing."""
+    api, node_b = locking_nodes
+    glance = cli.GlanceCLI(api)
+    before = _import_to_edge1(glance, image_builder, 'locked', 512 * MiB,
+                              16 * MiB)
+    image_id = before['id']
+    try:
+        task_id = _lock_by_copy_image(glance, node_b, image_id)
+        result = add_site(api, image_id, '--stores', 'edge2,edge3')
+    finally:
+        node_b.resume()
+    assert result.returncode == 1, result.output
+    message = ('image %s is locked by import task %s: try again when it '
+               'ends' % (image_id, task_id))
+    assert message in result.stderr
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: %s' % (
+            image_id, site, message) in result.stdout
+        assert image_id not in clusters[site].rbd_images()
+    _copy_image_ended(glance, image_id, task_id, before)
+
+
+def test_image_locked_during_the_copy(locking_nodes, clusters,
+                                      image_builder):
+    """copy-image takes the lock while add-site copies: nothing is added.
+
+    add-site finds the lock when it re-reads the image after the copy,
+    registers nothing and removes what it wrote to every site.
+    """
+    api, node_b = locking_nodes
+    glance = cli.GlanceCLI(api)
+    before = _import_to_edge1(glance, image_builder, 'locked-later',
+                              512 * MiB, 16 * MiB)
+    image_id = before['id']
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    cmd = add_site_command(api, image_id, '--stores', 'edge2,edge3')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        procs.wait_until(
+            lambda: proc.poll() is not None or
+            image_id in clusters['edge3'].rbd_images(), 120,
+            'add-site did not start writing edge3')
+        # Paused, add-site cannot end its copy before the lock is taken.
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            assert proc.poll() is None, proc.communicate()
+            # Still copying: a site is snapshotted once fully written,
+            # before the image is read again.
+            assert json.loads(clusters['edge3'].rbd(
+                'snap', 'ls', '--format', 'json',
+                'images/%s' % image_id)) == []
+            task_id = _lock_by_copy_image(glance, node_b, image_id)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=300)
+        # B still paused: the image is as add-site left it.
+        after = glance.get_image(image_id)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        node_b.resume()
+    assert proc.returncode == 1, out + err
+    message = ('image %s was locked by import task %s during the copy: try '
+               'again when it ends' % (image_id, task_id))
+    assert message in err
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: %s' % (
+            image_id, site, message) in out
+        assert image_id not in clusters[site].rbd_images()
+    _unchanged(before, after)
+    assert after[LOCK] == task_id
+    assert after['stores'] == 'edge1'
+    assert [loc['metadata'].get('store') for loc in after['locations']] == \
+        ['edge1']
+    _copy_image_ended(glance, image_id, task_id, before)
