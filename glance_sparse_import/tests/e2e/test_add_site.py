@@ -55,6 +55,16 @@ def dcn_api(glance_api_factory, ceph_cluster, ceph_cluster2, ceph_cluster3):
 
 
 @pytest.fixture
+def two_sites(glance_api_factory, ceph_cluster, ceph_cluster2):
+    """edge1 and edge2 only: what every series lane can afford."""
+    return glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        extra_conf={'DEFAULT': {'show_multiple_locations': True},
+                    'edge2': {'rbd_store_chunk_size': 4}})
+
+
+@pytest.fixture
 def locking_nodes(glance_api_factory, ceph_cluster, ceph_cluster2,
                   ceph_cluster3, mariadb_server):
     """Nodes A and B of one Glance: one database, the same stores.
@@ -188,6 +198,65 @@ def test_add_two_sites_at_once(glance, dcn_api, clusters, imported,
     again = add_site(dcn_api, image_id, '--stores', 'edge2')
     assert again.returncode == 1
     assert 'already in store(s) edge2' in again.stderr
+
+
+@pytest.mark.series_core
+def test_add_a_site_then_download_from_it(two_sites, ceph_cluster,
+                                          ceph_cluster2, image_builder,
+                                          scratch_dir):
+    """On every Glance release: edge2 added, then edge1's copy deleted.
+
+    ``glance image-download`` then gets the image from edge2's location
+    and verifies it.
+    """
+    glance = cli.GlanceCLI(two_sites)
+    path = image_builder.qcow2(64 * MiB, 8 * MiB)
+    raw = os.path.join(scratch_dir, 'expected.raw')
+    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
+               raw], timeout=300)
+    image = glance.image_create_via_import(path, 'qcow2', name='series',
+                                           stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success', \
+        glance.explain(image['id'])
+    image_id = image['id']
+    before = glance.get_image(image_id)
+    assert (before['checksum'], before['os_hash_value']) == \
+        images.file_digests(raw)
+    urls = {site: 'rbd://%s/images/%s/snap' % (cluster.fsid, image_id)
+            for site, cluster in (('edge1', ceph_cluster),
+                                  ('edge2', ceph_cluster2))}
+
+    result = add_site(two_sites, image_id, '--stores', 'edge2')
+
+    assert result.returncode == 0, result.output
+    assert 'image %s: store edge2: added %s' % (image_id, urls['edge2']) \
+        in result.stdout
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert set(after['stores'].split(',')) == {'edge1', 'edge2'}
+    assert _locations(two_sites, image_id) == urls
+    _check_copy(ceph_cluster2, image_id, raw, scratch_dir)
+
+    # The operator retires edge1's copy: Glance's delete-from-store API.
+    status, body = two_sites.request('DELETE', '/v2/stores/edge1/%s'
+                                     % image_id)
+    assert status == 204, body
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert after['stores'] == 'edge2'
+    assert _locations(two_sites, image_id) == {'edge2': urls['edge2']}
+    assert image_id not in ceph_cluster.rbd_images()
+
+    out = os.path.join(scratch_dir, 'downloaded')
+    glance.run('image-download', '--file', out, image_id)
+    assert filecmp.cmp(out, raw, shallow=False)
+    # glanceclient checks what it receives against the image's hashes:
+    # the same download of a damaged copy fails.
+    common.corrupt_snapshot(ceph_cluster2, image_id)
+    bad = glance.run('image-download', '--file', out + '.bad', image_id,
+                     check=False)
+    assert bad.returncode != 0, bad.output
+    assert 'Corrupt image download' in bad.output
 
 
 def test_refused_stores(dcn_api, clusters, imported):
