@@ -388,6 +388,21 @@ def _quiet(*names):
             logger.setLevel(level)
 
 
+# Where Glance registers enabled_backends: config in Glance 33, wsgi in the
+# releases before (add-site and check failed there with NoSuchOptError).
+_ENABLED_BACKENDS_MODULES = ('glance.common.config', 'glance.common.wsgi')
+
+
+def _import_enabled_backends():
+    for module in _ENABLED_BACKENDS_MODULES:
+        try:
+            CONF.import_opt('enabled_backends', module)
+            return
+        except cfg.NoSuchOptError:
+            pass
+    raise cfg.NoSuchOptError('enabled_backends')
+
+
 def configured_rbd_stores():
     """The RBD stores the configuration names, with their option groups.
 
@@ -397,7 +412,7 @@ def configured_rbd_stores():
     :returns: a list of ``(name, group)``; name None for single-store Glance
     :raises ImportError, cfg.Error: Glance or glance_store lacks the options
     """
-    CONF.import_opt('enabled_backends', 'glance.common.config')
+    _import_enabled_backends()
     backends = CONF.enabled_backends or {}
     with _quiet('stevedore', 'glance_store'):
         # glance_store loads every driver for its options and logs those
