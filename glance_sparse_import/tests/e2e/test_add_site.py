@@ -11,8 +11,9 @@
 #    under the License.
 
 """End to end: ``glance-sparse-import add-site`` adds DCN sites to an image
-imported to one, against three real Ceph clusters and the real Glance API
-(an internal endpoint with ``show_multiple_locations``).
+imported to one, against real Ceph clusters (three; two in the test every
+series lane runs) and the real Glance API (an internal endpoint with
+``show_multiple_locations``).
 """
 
 import filecmp
