@@ -71,13 +71,16 @@ class Copy(object):
     another thread while :meth:`run` goes on. A target whose write raises
     ``StoreError`` is dropped when ``policy`` (a ``StorePolicy``) allows it,
     else the error is raised. Without a policy, ``tolerate_target_failures``
-    stands for ``all_stores_must_succeed`` false.
+    stands for ``all_stores_must_succeed`` false. ``on_drop(target,
+    error)``, if given, is called in the copy's thread as a target is
+    dropped: it must not block the copy.
     """
 
     def __init__(self, targets, hasher, zero_block_size,
-                 tolerate_target_failures=False, policy=None):
+                 tolerate_target_failures=False, policy=None, on_drop=None):
         self.active = list(targets)
         self.failed = {}
+        self._on_drop = on_drop
         self.stats = None
         self._hasher = hasher
         self._zero_block_size = zero_block_size
@@ -98,6 +101,8 @@ class Copy(object):
                             {'t': target.name, 'e': e})
                 self.active.remove(target)
                 self.failed[target] = e
+                if self._on_drop is not None:
+                    self._on_drop(target, e)
         if not self.active:
             self.policy.check_left(self.active, self.failed)
         self.stats.written += len(data)

@@ -388,19 +388,20 @@ def _quiet(*names):
             logger.setLevel(level)
 
 
-# Where Glance registers enabled_backends: config in Glance 33, wsgi in the
-# releases before (add-site and check failed there with NoSuchOptError).
-_ENABLED_BACKENDS_MODULES = ('glance.common.config', 'glance.common.wsgi')
-
-
 def _import_enabled_backends():
-    for module in _ENABLED_BACKENDS_MODULES:
+    """Register ``enabled_backends`` from the Glance module defining it.
+
+    ``glance.common.config`` in Glance 33 (2026.2), ``glance.common.wsgi``
+    in the earlier releases (Wallaby's 22 to 2026.1's 32).
+    """
+    error = None
+    for module in ('glance.common.config', 'glance.common.wsgi'):
         try:
             CONF.import_opt('enabled_backends', module)
             return
-        except cfg.NoSuchOptError:
-            pass
-    raise cfg.NoSuchOptError('enabled_backends')
+        except cfg.NoSuchOptError as e:
+            error = e
+    raise error
 
 
 def configured_rbd_stores():

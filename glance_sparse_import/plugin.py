@@ -56,6 +56,7 @@ from glance_sparse_import import sources
 from glance_sparse_import import staging
 from glance_sparse_import import store_policy
 from glance_sparse_import import stores as rbd_stores
+from glance_sparse_import.targets import base as target_base
 from glance_sparse_import.targets import file as file_target
 from glance_sparse_import.targets import rbd as rbd_target
 from glance_sparse_import.targets import throttle
@@ -236,7 +237,7 @@ class _SparseRbdImport(task.Task):
                 in_use=glance_image.rbd_image_in_use))
         # In parallel, so unreachable clusters cost one timeout, not one
         # each.
-        failed = _each(lambda t: t.open(), self._targets)
+        failed = target_base.each(lambda t: t.open(), self._targets)
         self._policy.check(failed)
         # A failed open has already removed what it created.
         self._dropped.extend(failed)
@@ -299,7 +300,7 @@ class _SparseRbdImport(task.Task):
         return stats, checksum, hash_value
 
     def _finish_targets(self):
-        failed = _each(lambda t: t.finish(), self._live())
+        failed = target_base.each(lambda t: t.finish(), self._live())
         self._policy.check(failed)
         self._drop(list(failed))
 
@@ -309,7 +310,7 @@ class _SparseRbdImport(task.Task):
         if not targets:
             return
         self._dropped.extend(targets)
-        _each(_remove_quietly, targets)
+        target_base.each(_remove_quietly, targets)
         self._mark_failed(targets)
 
     def _mark_failed(self, targets):
@@ -406,8 +407,8 @@ class _SparseRbdImport(task.Task):
             LOG.error('Sparse import of image %(image)s failed: %(err)s',
                       {'image': self.image_id,
                        'err': result.exception_str})
-        _each(_remove_quietly, [t for t in self._live()
-                                if t not in self._registered])
+        target_base.each(_remove_quietly, [t for t in self._live()
+                                           if t not in self._registered])
         if self._raw_file is not None:
             self._raw_file.remove()
         try:
@@ -432,34 +433,7 @@ class _SparseRbdImport(task.Task):
             LOG.warning('Could not update image %(image)s while reverting '
                         'its sparse import: %(err)s',
                         {'image': self.image_id, 'err': e})
-            _each(_remove_quietly, self._registered)
-
-
-def _each(func, targets):
-    """Call ``func(target)`` for every target at once, on OS threads.
-
-    Returns ``{target: StoreError}`` for the targets that failed; any other
-    exception is raised after every call has ended.
-    """
-    targets = list(targets)
-    if not targets:
-        return {}
-    calls = native.each(lambda t: _call(func, t), targets)
-    failed = {}
-    for target, error in zip(targets, calls):
-        if isinstance(error, errors.StoreError):
-            failed[target] = error
-        elif error is not None:
-            raise error
-    return failed
-
-
-def _call(func, target):
-    try:
-        func(target)
-    except Exception as e:
-        return e
-    return None
+            target_base.each(_remove_quietly, self._registered)
 
 
 def _check_not_deleted(action):

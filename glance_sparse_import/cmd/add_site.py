@@ -36,9 +36,11 @@ from glance_sparse_import import errors
 from glance_sparse_import import glance_compat
 from glance_sparse_import import hashing
 from glance_sparse_import import image_api
+from glance_sparse_import import native
 from glance_sparse_import import opts
 from glance_sparse_import.sources import rbd as rbd_source
 from glance_sparse_import import stores
+from glance_sparse_import.targets import base as target_base
 from glance_sparse_import.targets import rbd as rbd_target
 from glance_sparse_import.targets import throttle
 
@@ -234,15 +236,16 @@ class SiteAdder(object):
                         'store %s: %s/%s@%s has %d bytes, the image %s'
                         % (store.name, pool, name, snapshot, source.size,
                            image['size']))
-                for n in names:
-                    target = self._target(self.rbd[n], image_id,
-                                          source.size, urls)
-                    try:
-                        target.open()
-                    except errors.StoreError as e:
-                        results[n].error = str(e)
-                        continue
-                    targets.append(target)
+                # All of them removed should anything but a StoreError
+                # interrupt the opening.
+                targets[:] = [self._target(self.rbd[n], image_id,
+                                           source.size, urls)
+                              for n in names]
+                failed = target_base.each(lambda t: t.open(), targets)
+                for target, error in failed.items():
+                    # Its open has removed what it created.
+                    results[target.name].error = str(error)
+                targets[:] = [t for t in targets if t not in failed]
                 if not targets:
                     raise errors.StoreError('; '.join(
                         r.error for r in results.values()))
@@ -274,11 +277,12 @@ class SiteAdder(object):
                 registered.add(target.name)
                 result.url = target.url
         except BaseException as e:
-            for target in targets:
-                if target.name not in registered:
-                    self._remove(target, results[target.name])
-                    if results[target.name].error is None:
-                        results[target.name].error = str(e) or repr(e)
+            left = [t for t in targets if t.name not in registered]
+            for target in left:
+                if results[target.name].error is None:
+                    results[target.name].error = str(e) or repr(e)
+            target_base.each(lambda t: self._remove(t, results[t.name]),
+                             left)
             if not registered:
                 raise
         self._recheck(image, registered)
@@ -314,10 +318,23 @@ class SiteAdder(object):
         feed = hasher
         if self.progress and bar.enabled:
             feed = common.ProgressHasher(hasher, bar, source.size)
+        removals = []
+
+        def remove_now(target, error):
+            # A site that failed (a full pool, say) is freed at once, not
+            # when the other sites are done.
+            target = throttle.unwrap(target)
+            results[target.name].error = str(error)
+            removals.append(native.Worker(
+                lambda _cancelled: self._remove(target,
+                                                results[target.name]),
+                'remove-%s' % target.name))
+
         try:
             engine = copy.Copy(
                 [throttle.wrap(t, limits[t.name]) for t in targets], feed,
-                self.conf.zero_block_size, tolerate_target_failures=True)
+                self.conf.zero_block_size, tolerate_target_failures=True,
+                on_drop=remove_now)
             stats, failed = engine.run(source)
             failed = {throttle.unwrap(t): e for t, e in failed.items()}
             digests = hasher.hexdigests()
@@ -327,17 +344,17 @@ class SiteAdder(object):
             raise
         finally:
             bar.close()
+            for worker in removals:
+                worker.wait()
+        active = [throttle.unwrap(t) for t in engine.active]
+        failed.update(target_base.each(lambda t: t.finish(), active))
         for target, error in failed.items():
             results[target.name].error = str(error)
-            self._remove(target, results[target.name])
-        for target in [throttle.unwrap(t) for t in engine.active]:
-            try:
-                target.finish()
-            except errors.StoreError as e:
-                results[target.name].error = str(e)
-                self._remove(target, results[target.name])
-                continue
-            results[target.name].written = target.bytes_written
+        target_base.each(lambda t: self._remove(t, results[t.name]),
+                         failed)
+        for target in active:
+            if target not in failed:
+                results[target.name].written = target.bytes_written
         if not any(results[t.name].error is None for t in targets):
             raise errors.StoreError('every store failed')
         return stats.processed, digests

@@ -43,6 +43,9 @@ message that names it; the copy policy (``store_policy``) decides whether
 the import goes on without that target.
 """
 
+from glance_sparse_import import errors
+from glance_sparse_import import native
+
 
 class Target(object):
     """Base of the targets; see the module docstring for the protocol."""
@@ -66,3 +69,32 @@ class Target(object):
 
     def remove(self):
         """Delete what this target created; safe at any point."""
+
+
+def each(func, targets):
+    """Call ``func(target)`` for every target at once, on OS threads.
+
+    So that unreachable clusters cost one Ceph timeout, not one each.
+
+    :returns: ``{target: StoreError}`` of the targets that failed
+    :raises: any other exception, once every call has ended
+    """
+    targets = list(targets)
+    if not targets:
+        return {}
+    calls = native.each(lambda t: _call(func, t), targets)
+    failed = {}
+    for target, error in zip(targets, calls):
+        if isinstance(error, errors.StoreError):
+            failed[target] = error
+        elif error is not None:
+            raise error
+    return failed
+
+
+def _call(func, target):
+    try:
+        func(target)
+    except Exception as e:
+        return e
+    return None

@@ -18,6 +18,7 @@ between the copy and the registration, a registration refused.
 """
 
 import hashlib
+import threading
 
 from oslo_config import cfg
 import pytest
@@ -129,7 +130,9 @@ class FakeTarget(object):
         self.bytes_written += len(data)
 
     def finish(self):
-        pass
+        if self.fail == 'finish':
+            raise errors.StoreError('store %s: cannot protect the snapshot'
+                                    % self.name)
 
     def remove(self):
         self.made.pop(self.name, None)
@@ -243,7 +246,7 @@ def test_registration_refused_for_one_site():
     assert list(FakeTarget.made) == ['edge3']
 
 
-@pytest.mark.parametrize('fail', ['open', 'write'])
+@pytest.mark.parametrize('fail', ['open', 'write', 'finish'])
 def test_one_site_failing_leaves_the_other(fail):
     api = FakeAPI(_image())
     results = Adder(api, fail={'edge3': fail}).add(IMAGE_ID,
@@ -254,6 +257,29 @@ def test_one_site_failing_leaves_the_other(fail):
         'image %s: store edge3: NOT added: store edge3' % IMAGE_ID)
     assert list(FakeTarget.made) == ['edge2']
     assert [m['store'] for _u, m in api.added] == ['edge2']
+
+
+class MeetingTarget(FakeTarget):
+    """Opens only once every site's open has started."""
+
+    barrier = None
+
+    def open(self):
+        self.barrier.wait()
+        super(MeetingTarget, self).open()
+
+
+def test_sites_opened_at_once():
+    """A site down costs one Ceph timeout, not one per site."""
+    class MeetingAdder(Adder):
+        def _target(self, store, image_id, size, location_urls):
+            return MeetingTarget(store, image_id, size)
+
+    MeetingTarget.barrier = threading.Barrier(2, timeout=10)
+    results = MeetingAdder(FakeAPI(_image())).add(IMAGE_ID,
+                                                  ['edge2', 'edge3'])
+    assert [r.error for r in results] == [None, None]
+    assert sorted(FakeTarget.made) == ['edge2', 'edge3']
 
 
 def test_every_site_failing():
@@ -329,3 +355,44 @@ def test_source_failing(later, message):
                        match=message):
         FailingAdder(FakeAPI(_image(), later)).add(IMAGE_ID, ['edge2'])
     assert FakeTarget.made == {}
+
+
+class RemovalAwaitingSource(FakeSource):
+    """Yields its last chunk only once edge3's copy has been removed."""
+
+    removed = None
+
+    def chunks(self):
+        chunks = list(super(RemovalAwaitingSource, self).chunks())
+        for chunk in chunks[:-1]:
+            yield chunk
+        assert self.removed.wait(10), 'edge3 not removed during the copy'
+        yield chunks[-1]
+
+
+class RemovalSignallingTarget(FakeTarget):
+
+    def remove(self):
+        super(RemovalSignallingTarget, self).remove()
+        if self.name == 'edge3':
+            RemovalAwaitingSource.removed.set()
+
+
+def test_failed_site_removed_during_the_copy():
+    """A full site is freed at once, not when the other sites are done."""
+    class EagerAdder(Adder):
+        def _source(self, store, pool, name, snapshot):
+            return RemovalAwaitingSource(self.data)
+
+        def _target(self, store, image_id, size, location_urls):
+            return RemovalSignallingTarget(store, image_id, size,
+                                           self.fail.get(store.name))
+
+    RemovalAwaitingSource.removed = threading.Event()
+    api = FakeAPI(_image())
+    results = EagerAdder(api, fail={'edge3': 'write'}).add(
+        IMAGE_ID, ['edge2', 'edge3'])
+    assert results[0].error is None
+    assert results[1].error == 'store edge3: write failed'
+    assert list(FakeTarget.made) == ['edge2']
+    assert [m['store'] for _u, m in api.added] == ['edge2']
