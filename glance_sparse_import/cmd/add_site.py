@@ -171,6 +171,22 @@ def _unchanged(before, after):
     return changed
 
 
+def check_unchanged(before, after):
+    """Refuse to register copies of an image that changed during the copy.
+
+    :raises CommandError: an import took the image's lock (named first:
+        the one change an operator waits out), or ``after`` differs
+    """
+    if after.get(IMPORT_LOCK):
+        raise common.CommandError(
+            'image %s was locked by import task %s during the copy: try '
+            'again when it ends' % (before['id'], after[IMPORT_LOCK]))
+    changed = _unchanged(before, after)
+    if changed:
+        raise common.CommandError('image %s changed during the copy: %s'
+                                  % (before['id'], '; '.join(changed)))
+
+
 class SiteAdder(object):
     """Add one image to several RBD stores in one pass over its data."""
 
@@ -242,12 +258,7 @@ class SiteAdder(object):
                     raise
             # First: a source deleted under the copy reads as zeros, which
             # the hashes would only call different data.
-            current = self._check_exists(image_id)
-            changed = _unchanged(image, current)
-            if changed:
-                raise common.CommandError(
-                    'image %s changed during the copy: %s'
-                    % (image_id, '; '.join(changed)))
+            check_unchanged(image, self._check_exists(image_id))
             self._verify(image, written, digests)
             for target in targets:
                 result = results[target.name]

@@ -11,14 +11,16 @@
 #    under the License.
 
 """End to end: ``glance-sparse-import add-site`` adds DCN sites to an image
-imported to one, against three real Ceph clusters and the real Glance API
-(an internal endpoint with ``show_multiple_locations``).
+imported to one, against real Ceph clusters (three; two in the test every
+series lane runs) and the real Glance API (an internal endpoint with
+``show_multiple_locations``).
 """
 
 import filecmp
 import json
 import os
 import re
+import signal
 import subprocess
 
 import pytest
@@ -32,6 +34,15 @@ MiB = 1024 ** 2
 SITES = ('edge1', 'edge2', 'edge3')
 # Ceph timeout of the stores, seconds: a site down costs about this much.
 TIMEOUT = 5
+LOCK = 'os_glance_import_task'
+
+
+def _dcn_conf(**extra):
+    conf = {'DEFAULT': {'show_multiple_locations': True},
+            'edge2': {'rbd_store_chunk_size': 4},
+            'edge3': {'rbd_store_chunk_size': 16}}
+    conf.update(extra)
+    return conf
 
 
 @pytest.fixture
@@ -41,9 +52,41 @@ def dcn_api(glance_api_factory, ceph_cluster, ceph_cluster2, ceph_cluster3):
         {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
          'edge3': ceph_cluster3, 'file1': None}, 'edge1',
         plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        extra_conf=_dcn_conf())
+
+
+@pytest.fixture
+def two_sites(glance_api_factory, ceph_cluster, ceph_cluster2):
+    """edge1 and edge2 only: what every series lane can afford."""
+    return glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
         extra_conf={'DEFAULT': {'show_multiple_locations': True},
-                    'edge2': {'rbd_store_chunk_size': 4},
-                    'edge3': {'rbd_store_chunk_size': 16}})
+                    'edge2': {'rbd_store_chunk_size': 4}})
+
+
+@pytest.fixture
+def locking_nodes(glance_api_factory, ceph_cluster, ceph_cluster2,
+                  ceph_cluster3, mariadb_server):
+    """Nodes A and B of one Glance: one database, the same stores.
+
+    add-site talks to A; B runs Glance's copy-image, and a test pauses B
+    to keep the import lock held for as long as it needs. The new sites
+    are written at 4 MiB/s each, so add-site copies for seconds.
+    """
+    database = mariadb_server.create_database()
+    a = glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
+         'edge3': ceph_cluster3, 'file1': None}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        database=database, extra_conf=_dcn_conf(sparse_rbd_import={
+            'store_write_rate_limit': 'edge2:4,edge3:4'}))
+    b = glance_api_factory(
+        {'edge1': ceph_cluster, 'edge2': ceph_cluster2,
+         'edge3': ceph_cluster3, 'file1': a.store_dir('file1')}, 'edge1',
+        plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        database=database, workers=1, extra_conf=_dcn_conf())
+    return a, b
 
 
 @pytest.fixture
@@ -156,6 +199,65 @@ def test_add_two_sites_at_once(glance, dcn_api, clusters, imported,
     again = add_site(dcn_api, image_id, '--stores', 'edge2')
     assert again.returncode == 1
     assert 'already in store(s) edge2' in again.stderr
+
+
+@pytest.mark.series_core
+def test_add_a_site_then_download_from_it(two_sites, ceph_cluster,
+                                          ceph_cluster2, image_builder,
+                                          scratch_dir):
+    """On every Glance release: edge2 added, then edge1's copy deleted.
+
+    ``glance image-download`` then gets the image from edge2's location
+    and verifies it.
+    """
+    glance = cli.GlanceCLI(two_sites)
+    path = image_builder.qcow2(64 * MiB, 8 * MiB)
+    raw = os.path.join(scratch_dir, 'expected.raw')
+    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
+               raw], timeout=300)
+    image = glance.image_create_via_import(path, 'qcow2', name='series',
+                                           stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success', \
+        glance.explain(image['id'])
+    image_id = image['id']
+    before = glance.get_image(image_id)
+    assert (before['checksum'], before['os_hash_value']) == \
+        images.file_digests(raw)
+    urls = {site: 'rbd://%s/images/%s/snap' % (cluster.fsid, image_id)
+            for site, cluster in (('edge1', ceph_cluster),
+                                  ('edge2', ceph_cluster2))}
+
+    result = add_site(two_sites, image_id, '--stores', 'edge2')
+
+    assert result.returncode == 0, result.output
+    assert 'image %s: store edge2: added %s' % (image_id, urls['edge2']) \
+        in result.stdout
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert set(after['stores'].split(',')) == {'edge1', 'edge2'}
+    assert _locations(two_sites, image_id) == urls
+    _check_copy(ceph_cluster2, image_id, raw, scratch_dir)
+
+    # The operator retires edge1's copy: Glance's delete-from-store API.
+    status, body = two_sites.request('DELETE', '/v2/stores/edge1/%s'
+                                     % image_id)
+    assert status == 204, body
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert after['stores'] == 'edge2'
+    assert _locations(two_sites, image_id) == {'edge2': urls['edge2']}
+    assert image_id not in ceph_cluster.rbd_images()
+
+    out = os.path.join(scratch_dir, 'downloaded')
+    glance.run('image-download', '--file', out, image_id)
+    assert filecmp.cmp(out, raw, shallow=False)
+    # glanceclient checks what it receives against the image's hashes:
+    # the same download of a damaged copy fails.
+    common.corrupt_snapshot(ceph_cluster2, image_id)
+    bad = glance.run('image-download', '--file', out + '.bad', image_id,
+                     check=False)
+    assert bad.returncode != 0, bad.output
+    assert 'Corrupt image download' in bad.output
 
 
 def test_refused_stores(dcn_api, clusters, imported):
@@ -278,3 +380,122 @@ def test_image_deleted_during_the_copy(glance, dcn_api, clusters,
     for cluster in clusters.values():
         assert image_id not in cluster.rbd_images()
     assert dcn_api.request('GET', '/v2/images/%s' % image_id)[0] == 404
+
+
+def _import_to_edge1(glance, image_builder, name, virtual, data):
+    path = image_builder.qcow2(virtual, data)
+    image = glance.image_create_via_import(path, 'qcow2', name=name,
+                                           stores=['edge1'])
+    assert glance.wait_task(image['id'])['status'] == 'success'
+    return glance.get_image(image['id'])
+
+
+def _lock_by_copy_image(glance, node_b, image_id):
+    """copy-image to file1 on node B, paused: return the task holding it.
+
+    Glance takes the lock before it answers the call; B, paused right
+    after, holds it until resumed. Checked, not hoped: a copy of 512 MiB
+    lasts far longer than the time to pause B.
+    """
+    known = glance.task_ids(image_id)
+    status, body = node_b.request(
+        'POST', '/v2/images/%s/import' % image_id,
+        {'method': {'name': 'copy-image'}, 'stores': ['file1']})
+    node_b.pause()
+    assert status == 202, body
+    (task_id,) = glance.task_ids(image_id) - known
+    image = glance.get_image(image_id)
+    assert image.get(LOCK) == task_id, image
+    assert image['stores'] == 'edge1'
+    return task_id
+
+
+def _copy_image_ended(glance, image_id, task_id, before):
+    """copy-image, resumed, ends as if add-site had not run."""
+    task = glance.wait_task_id(task_id, timeout=300)
+    assert task['status'] == 'success', glance.explain(image_id)
+    after = glance.get_image(image_id)
+    _unchanged(before, after)
+    assert not after.get(LOCK)
+    assert set(after['stores'].split(',')) == {'edge1', 'file1'}
+    assert set(_locations(glance.api, image_id)) == {'edge1', 'file1'}
+
+
+def test_image_locked_by_an_import(locking_nodes, clusters, image_builder):
+    """copy-image holds the image: add-site refuses it and writes nothing."""
+    api, node_b = locking_nodes
+    glance = cli.GlanceCLI(api)
+    before = _import_to_edge1(glance, image_builder, 'locked', 512 * MiB,
+                              16 * MiB)
+    image_id = before['id']
+    try:
+        task_id = _lock_by_copy_image(glance, node_b, image_id)
+        result = add_site(api, image_id, '--stores', 'edge2,edge3')
+    finally:
+        node_b.resume()
+    assert result.returncode == 1, result.output
+    message = ('image %s is locked by import task %s: try again when it '
+               'ends' % (image_id, task_id))
+    assert message in result.stderr
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: %s' % (
+            image_id, site, message) in result.stdout
+        assert image_id not in clusters[site].rbd_images()
+    _copy_image_ended(glance, image_id, task_id, before)
+
+
+def test_image_locked_during_the_copy(locking_nodes, clusters,
+                                      image_builder):
+    """copy-image takes the lock while add-site copies: nothing is added.
+
+    add-site finds the lock when it re-reads the image after the copy,
+    registers nothing and removes what it wrote to every site.
+    """
+    api, node_b = locking_nodes
+    glance = cli.GlanceCLI(api)
+    before = _import_to_edge1(glance, image_builder, 'locked-later',
+                              512 * MiB, 16 * MiB)
+    image_id = before['id']
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    cmd = add_site_command(api, image_id, '--stores', 'edge2,edge3')
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    try:
+        procs.wait_until(
+            lambda: proc.poll() is not None or
+            image_id in clusters['edge3'].rbd_images(), 120,
+            'add-site did not start writing edge3')
+        # Paused, add-site cannot end its copy before the lock is taken.
+        proc.send_signal(signal.SIGSTOP)
+        try:
+            assert proc.poll() is None, proc.communicate()
+            # Still copying: a site is snapshotted once fully written,
+            # before the image is read again.
+            assert json.loads(clusters['edge3'].rbd(
+                'snap', 'ls', '--format', 'json',
+                'images/%s' % image_id)) == []
+            task_id = _lock_by_copy_image(glance, node_b, image_id)
+        finally:
+            proc.send_signal(signal.SIGCONT)
+        out, err = proc.communicate(timeout=300)
+        # B still paused: the image is as add-site left it.
+        after = glance.get_image(image_id)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        node_b.resume()
+    assert proc.returncode == 1, out + err
+    message = ('image %s was locked by import task %s during the copy: try '
+               'again when it ends' % (image_id, task_id))
+    assert message in err
+    for site in ('edge2', 'edge3'):
+        assert 'image %s: store %s: NOT added: %s' % (
+            image_id, site, message) in out
+        assert image_id not in clusters[site].rbd_images()
+    _unchanged(before, after)
+    assert after[LOCK] == task_id
+    assert after['stores'] == 'edge1'
+    assert [loc['metadata'].get('store') for loc in after['locations']] == \
+        ['edge1']
+    _copy_image_ended(glance, image_id, task_id, before)

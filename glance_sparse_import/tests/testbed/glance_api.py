@@ -484,6 +484,11 @@ class GlanceAPI(object):
             return
         proc, self._proc = self._proc, None
         if proc.poll() is None:
+            # A paused server would take SIGTERM only once continued.
+            try:
+                os.killpg(proc.pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
             proc.send_signal(signal.SIGTERM)
             try:
                 proc.wait(timeout)
@@ -514,6 +519,14 @@ class GlanceAPI(object):
                 pass
             self._proc.wait()
         self.stop()
+
+    def pause(self):
+        """SIGSTOP the server, its workers and their children."""
+        os.killpg(self._proc.pid, signal.SIGSTOP)
+
+    def resume(self):
+        """SIGCONT what :meth:`pause` stopped."""
+        os.killpg(self._proc.pid, signal.SIGCONT)
 
     def restart(self, timeout=90):
         """Stop and start again on the same port, rereading attributes."""

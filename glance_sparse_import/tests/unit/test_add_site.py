@@ -209,7 +209,10 @@ def test_location_of_another_cluster():
     (None, 'image %s was deleted during the copy' % IMAGE_ID),
     ('deleted', 'image %s was deleted during the copy' % IMAGE_ID),
     (_image(os_glance_import_task='t1'),
-     'changed during the copy: os_glance_import_task None -> t1'),
+     'image %s was locked by import task t1 during the copy: try again '
+     'when it ends' % IMAGE_ID),
+    (_image(os_glance_import_task='t1', status='importing'),
+     'locked by import task t1 during the copy'),
     (_image(status='deactivated'),
      'changed during the copy: status active -> deactivated'),
 ])
