@@ -102,15 +102,9 @@ def clusters(ceph_cluster, ceph_cluster2, ceph_cluster3):
 @pytest.fixture
 def imported(glance, image_builder, scratch_dir):
     """An image imported to edge1 only: (image, raw path)."""
-    path = image_builder.qcow2(512 * MiB, 48 * MiB, compressed=True)
-    raw = os.path.join(scratch_dir, 'expected.raw')
-    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
-               raw], timeout=300)
-    image = glance.image_create_via_import(path, 'qcow2', name='add-site',
-                                           stores=['edge1'])
-    task = glance.wait_task(image['id'])
-    assert task['status'] == 'success', glance.explain(image['id'])
-    return glance.get_image(image['id']), raw
+    image, path = import_to_edge1(glance, image_builder, 'add-site',
+                                  512 * MiB, 48 * MiB, compressed=True)
+    return image, raw_of(path, scratch_dir)
 
 
 def add_site_command(api, *args):
@@ -127,6 +121,41 @@ def add_site(api, *args, timeout=300):
     proc = subprocess.run(cmd, env=env, capture_output=True, text=True,
                           timeout=timeout)
     return cli.CLIResult(cmd, proc.returncode, proc.stdout, proc.stderr)
+
+
+def start_add_site(api, *args):
+    """``add-site`` started as :func:`add_site` runs it: the Popen."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
+    return subprocess.Popen(add_site_command(api, *args), env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+
+
+def wait_writing(proc, cluster, image_id):
+    """Wait until ``proc`` (add-site) writes ``cluster``, or has ended."""
+    procs.wait_until(
+        lambda: proc.poll() is not None or
+        image_id in cluster.rbd_images(), 120,
+        'add-site did not start writing %s' % cluster.name)
+
+
+def import_to_edge1(glance, image_builder, name, virtual, data,
+                    compressed=False):
+    """A qcow2 imported with the plugin to edge1 only: (image, path)."""
+    path = image_builder.qcow2(virtual, data, compressed=compressed)
+    image = glance.image_create_via_import(path, 'qcow2', name=name,
+                                           stores=['edge1'])
+    task = glance.wait_task(image['id'])
+    assert task['status'] == 'success', glance.explain(image['id'])
+    return glance.get_image(image['id']), path
+
+
+def raw_of(path, scratch_dir):
+    """The raw disk of the qcow2 ``path``, converted by qemu-img."""
+    raw = os.path.join(scratch_dir, 'expected.raw')
+    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
+               raw], timeout=300)
+    return raw
 
 
 def _locations(api, image_id):
@@ -211,16 +240,10 @@ def test_add_a_site_then_download_from_it(two_sites, ceph_cluster,
     and verifies it.
     """
     glance = cli.GlanceCLI(two_sites)
-    path = image_builder.qcow2(64 * MiB, 8 * MiB)
-    raw = os.path.join(scratch_dir, 'expected.raw')
-    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
-               raw], timeout=300)
-    image = glance.image_create_via_import(path, 'qcow2', name='series',
-                                           stores=['edge1'])
-    assert glance.wait_task(image['id'])['status'] == 'success', \
-        glance.explain(image['id'])
-    image_id = image['id']
-    before = glance.get_image(image_id)
+    before, path = import_to_edge1(glance, image_builder, 'series',
+                                   64 * MiB, 8 * MiB)
+    raw = raw_of(path, scratch_dir)
+    image_id = before['id']
     assert (before['checksum'], before['os_hash_value']) == \
         images.file_digests(raw)
     urls = {site: 'rbd://%s/images/%s/snap' % (cluster.fsid, image_id)
@@ -349,21 +372,13 @@ def test_image_deleted_during_the_copy(glance, dcn_api, clusters,
                                        image_builder):
     """The image is deleted while add-site copies it: nothing is left."""
     # 4 GiB of virtual size: hashing it leaves seconds to delete it in.
-    path = image_builder.qcow2(4 * 1024 * MiB, 16 * MiB)
-    image = glance.image_create_via_import(path, 'qcow2', name='deleted',
-                                           stores=['edge1'])
-    assert glance.wait_task(image['id'])['status'] == 'success'
+    image, _path = import_to_edge1(glance, image_builder, 'deleted',
+                                   4 * 1024 * MiB, 16 * MiB)
     image_id = image['id']
-    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
-    cmd = add_site_command(dcn_api, image_id, '--stores', 'edge2,edge3')
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_add_site(dcn_api, image_id, '--stores', 'edge2,edge3')
     try:
         # Once the new sites are being written.
-        procs.wait_until(
-            lambda: proc.poll() is not None or
-            image_id in clusters['edge3'].rbd_images(), 120,
-            'add-site did not start writing edge3')
+        wait_writing(proc, clusters['edge3'], image_id)
         status, _body = dcn_api.request('DELETE', '/v2/images/%s'
                                         % image_id)
         out, err = proc.communicate(timeout=300)
@@ -380,14 +395,6 @@ def test_image_deleted_during_the_copy(glance, dcn_api, clusters,
     for cluster in clusters.values():
         assert image_id not in cluster.rbd_images()
     assert dcn_api.request('GET', '/v2/images/%s' % image_id)[0] == 404
-
-
-def _import_to_edge1(glance, image_builder, name, virtual, data):
-    path = image_builder.qcow2(virtual, data)
-    image = glance.image_create_via_import(path, 'qcow2', name=name,
-                                           stores=['edge1'])
-    assert glance.wait_task(image['id'])['status'] == 'success'
-    return glance.get_image(image['id'])
 
 
 def _lock_by_copy_image(glance, node_b, image_id):
@@ -425,8 +432,8 @@ def test_image_locked_by_an_import(locking_nodes, clusters, image_builder):
     """copy-image holds the image: add-site refuses it and writes nothing."""
     api, node_b = locking_nodes
     glance = cli.GlanceCLI(api)
-    before = _import_to_edge1(glance, image_builder, 'locked', 512 * MiB,
-                              16 * MiB)
+    before, _path = import_to_edge1(glance, image_builder, 'locked',
+                                    512 * MiB, 16 * MiB)
     image_id = before['id']
     try:
         task_id = _lock_by_copy_image(glance, node_b, image_id)
@@ -453,18 +460,12 @@ def test_image_locked_during_the_copy(locking_nodes, clusters,
     """
     api, node_b = locking_nodes
     glance = cli.GlanceCLI(api)
-    before = _import_to_edge1(glance, image_builder, 'locked-later',
-                              512 * MiB, 16 * MiB)
+    before, _path = import_to_edge1(glance, image_builder, 'locked-later',
+                                    512 * MiB, 16 * MiB)
     image_id = before['id']
-    env = {k: v for k, v in os.environ.items() if not k.startswith('OS_')}
-    cmd = add_site_command(api, image_id, '--stores', 'edge2,edge3')
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    proc = start_add_site(api, image_id, '--stores', 'edge2,edge3')
     try:
-        procs.wait_until(
-            lambda: proc.poll() is not None or
-            image_id in clusters['edge3'].rbd_images(), 120,
-            'add-site did not start writing edge3')
+        wait_writing(proc, clusters['edge3'], image_id)
         # Paused, add-site cannot end its copy before the lock is taken.
         proc.send_signal(signal.SIGSTOP)
         try:

@@ -20,8 +20,6 @@ pool full so that the quota trips mid-copy; then it is fast again, as a
 real one would be for the removal.
 """
 
-import os
-import subprocess
 import time
 
 import pytest
@@ -72,13 +70,9 @@ def test_pool_full_during_add_site(api, ceph_cluster, ceph_cluster2, full,
                                    image_builder, scratch_dir):
     """edge2 is added; ``full`` is reported, cleaned, the image intact."""
     glance = cli.GlanceCLI(api)
-    path = image_builder.qcow2(512 * MiB, 96 * MiB)
-    image = glance.image_create_via_import(path, 'qcow2', name='full',
-                                           stores=['edge1'])
-    assert glance.wait_task(image['id'])['status'] == 'success', \
-        glance.explain(image['id'])
-    image_id = image['id']
-    before = glance.get_image(image_id)
+    before, path = e2e.import_to_edge1(glance, image_builder, 'full',
+                                       512 * MiB, 96 * MiB)
+    image_id = before['id']
     assert before['stores'] == 'edge1'
     data = ceph_cluster.rbd_used_bytes(image_id, snap='snap')
     assert data > 4 * HEADROOM
@@ -86,12 +80,7 @@ def test_pool_full_during_add_site(api, ceph_cluster, ceph_cluster2, full,
     objects = _objects(full)
     pool_full._set_quota(full, pool_full._pool_bytes(full) + HEADROOM)
     try:
-        env = {k: v for k, v in os.environ.items()
-               if not k.startswith('OS_')}
-        cmd = e2e.add_site_command(api, image_id, '--stores', 'edge2,full')
-        proc = subprocess.Popen(  # runs: venv:glance-sparse-import
-            cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-            text=True)
+        proc = e2e.start_add_site(api, image_id, '--stores', 'edge2,full')
         try:
             with faults._slow(full):
                 procs.wait_until(lambda: _tripped(proc, full), 60,
@@ -132,7 +121,5 @@ def test_pool_full_during_add_site(api, ceph_cluster, ceph_cluster2, full,
     assert locations == {
         'edge1': 'rbd://%s/images/%s/snap' % (ceph_cluster.fsid, image_id),
         'edge2': url}
-    raw = os.path.join(scratch_dir, 'expected.raw')
-    procs.run(['qemu-img', 'convert', '-f', 'qcow2', '-O', 'raw', path,
-               raw], timeout=300)
-    e2e._check_copy(ceph_cluster2, image_id, raw, scratch_dir)
+    e2e._check_copy(ceph_cluster2, image_id, e2e.raw_of(path, scratch_dir),
+                    scratch_dir)
