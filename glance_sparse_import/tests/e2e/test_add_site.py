@@ -281,6 +281,9 @@ def test_add_a_site_then_download_from_it(two_sites, ceph_cluster,
                      check=False)
     assert bad.returncode != 0, bad.output
     assert 'Corrupt image download' in bad.output
+    # The clusters serve the lane's later tests: leave them as found.
+    glance.image_delete(image_id)
+    assert image_id not in ceph_cluster2.rbd_images()
 
 
 def test_refused_stores(dcn_api, clusters, imported):

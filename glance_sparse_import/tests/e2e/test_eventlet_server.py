@@ -76,7 +76,9 @@ def _check_exact(glance, image_id, clusters, stores, expected):
     assert image['os_hash_value'] == sha512
     assert image['size'] == image['virtual_size'] == VIRTUAL
     assert image['disk_format'] == 'raw'
-    assert sorted(image['stores'].split(',')) == sorted(stores)
+    assert sorted(image['stores'].split(',')) == sorted(stores), (
+        glance.explain(image_id), [clusters[n].daemon_states()
+                                   for n in stores])
     for name in stores:
         used = clusters[name].rbd_used_bytes(image_id, snap='snap')
         assert 0 < used <= allocated, name

@@ -341,4 +341,24 @@ class CephCluster(object):
         try:
             return procs.run(cmd, timeout=timeout)
         except procs.CommandError as e:
+            if 'timed out' in str(e):
+                raise CephError('%s\n%s' % (e, self.daemon_states()))
             raise CephError(str(e))
+
+    def daemon_states(self, lines=15):
+        """Which daemons run, and the end of the OSD's log: for a hang."""
+        states = []
+        for daemon, binary in (('mon.%s' % self.MON_ID, 'ceph-mon'),
+                               ('osd.%d' % self.OSD_ID, 'ceph-osd')):
+            pid = self._pids.get(daemon)
+            states.append('%s %s' % (daemon, 'running' if pid and
+                                     procs.pid_alive(pid, binary)
+                                     else 'NOT running'))
+        try:
+            with open(self.log_file('osd.%d' % self.OSD_ID),
+                      errors='replace') as f:
+                tail = f.readlines()[-lines:]
+        except OSError as e:
+            tail = ['(no OSD log: %s)\n' % e]
+        return '%s: %s; end of the OSD log:\n%s' % (
+            self.name, ', '.join(states), ''.join(tail))
