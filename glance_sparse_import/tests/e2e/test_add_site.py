@@ -57,10 +57,16 @@ def dcn_api(glance_api_factory, ceph_cluster, ceph_cluster2, ceph_cluster3):
 
 @pytest.fixture
 def two_sites(glance_api_factory, ceph_cluster, ceph_cluster2):
-    """edge1 and edge2 only: what every series lane can afford."""
+    """edge1 and edge2 only: what every series lane can afford.
+
+    One worker, as the other series_core end-to-end tests: Glance's own
+    flow, in two processes on one sqlite file, once failed an import with
+    "database is locked" (a lock upgrade sqlite refuses at once).
+    """
     return glance_api_factory(
         {'edge1': ceph_cluster, 'edge2': ceph_cluster2}, 'edge1',
         plugins=['sparse_rbd_import'], rados_connect_timeout=TIMEOUT,
+        workers=1,
         extra_conf={'DEFAULT': {'show_multiple_locations': True},
                     'edge2': {'rbd_store_chunk_size': 4}})
 
