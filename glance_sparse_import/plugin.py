@@ -110,8 +110,9 @@ class _SparseRbdImport(task.Task):
         self._targets = []
         self._dropped = []
         self._registered = []
-        # Target -> its Removal, started as the copy dropped it.
-        self._removals = {}
+        # Stores the copy dropped are removed at once, not once the
+        # others are written; _drop waits for them.
+        self._removals = target_base.Removals()
         self._raw_file = None
         self._hasher = None
         self._staged_path = None
@@ -254,7 +255,7 @@ class _SparseRbdImport(task.Task):
             [throttle.wrap(t, self._limits.get(t.name, 0))
              if t is not self._raw_file else t for t in outputs],
             hasher, conf.zero_block_size, policy=self._policy,
-            on_drop=self._remove_now)
+            on_drop=lambda t, _e: self._removals.start(throttle.unwrap(t)))
 
         def data_pass(cancelled):
             def check():
@@ -305,17 +306,9 @@ class _SparseRbdImport(task.Task):
         self._policy.check(failed)
         self._drop(list(failed))
 
-    def _remove_now(self, target, _error):
-        # In the copy's thread: a store that failed (a full pool, say) is
-        # freed at once, not once the other stores are written. _drop
-        # waits for it and lists the store failed.
-        target = throttle.unwrap(target)
-        self._removals[target] = target_base.Removal(target)
-
     def _remove_quietly(self, target):
         # The next import of the image removes what is left.
-        removal = self._removals.pop(target, None) or \
-            target_base.Removal(target)
+        removal = self._removals.take(target)
         if removal.wait():
             return
         LOG.error('Could not remove RBD image %(name)s from store '

@@ -195,8 +195,9 @@ class SiteAdder(object):
         self.rbd = rbd
         self.conf = CONF.sparse_rbd_import
         self.progress = progress
-        # Target -> its Removal, started as the copy dropped it.
-        self._removals = {}
+        # A site the copy dropped (a full pool, say) is removed at once,
+        # not once the other sites are written; _remove waits for it.
+        self._removals = target_base.Removals()
 
     def _source(self, store, pool, name, snapshot):
         return rbd_source.RbdSource(
@@ -319,18 +320,12 @@ class SiteAdder(object):
         feed = hasher
         if self.progress and bar.enabled:
             feed = common.ProgressHasher(hasher, bar, source.size)
-
-        def remove_now(target, _error):
-            # A site that failed (a full pool, say) is freed at once, not
-            # when the other sites are done; _remove waits for it.
-            target = throttle.unwrap(target)
-            self._removals[target] = target_base.Removal(target)
-
         try:
             engine = copy.Copy(
                 [throttle.wrap(t, limits[t.name]) for t in targets], feed,
                 self.conf.zero_block_size, tolerate_target_failures=True,
-                on_drop=remove_now)
+                on_drop=lambda t, _e: self._removals.start(
+                    throttle.unwrap(t)))
             stats, failed = engine.run(source)
             failed = {throttle.unwrap(t): e for t, e in failed.items()}
             digests = hasher.hexdigests()
@@ -365,8 +360,7 @@ class SiteAdder(object):
                                       'image: %s' % '; '.join(wrong))
 
     def _remove(self, target, result):
-        removal = self._removals.pop(target, None) or \
-            target_base.Removal(target)
+        removal = self._removals.take(target)
         if not removal.wait():
             result.error = '%s; and the RBD image %s/%s could not be ' \
                 'removed: %s' % (result.error, target.store.pool,

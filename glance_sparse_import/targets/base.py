@@ -129,3 +129,18 @@ class Removal(object):
             self.error = TimeoutError('no answer from Ceph within %d s'
                                       % self.timeout)
         return self.error is None
+
+
+class Removals(object):
+    """Removals started early (as the copy drops a target), taken later."""
+
+    def __init__(self):
+        self._started = {}
+
+    def start(self, target):
+        """Start removing ``target`` now, from any thread."""
+        self._started[target] = Removal(target)
+
+    def take(self, target):
+        """The removal of ``target``: the one started, else a new one."""
+        return self._started.pop(target, None) or Removal(target)
