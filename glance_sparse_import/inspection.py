@@ -67,6 +67,19 @@ QEMU_CHECK_PROC_LIMITS = processutils.ProcessLimits(
 QEMU_REPAIR_PROC_LIMITS = processutils.ProcessLimits(
     cpu_time=30, address_space=units.Gi, file_size=units.Gi)
 
+# glibc reserves 64 MiB of address space for each malloc arena (128 MiB
+# while it aligns one) and makes one per thread up to eight per core. Under
+# a 1 GiB address space limit, qemu spawning more I/O threads on a busy host
+# then fails with "qemu_thread_create: Resource temporarily unavailable" on
+# a valid image. Two arenas keep the limit a bound on what the image costs.
+MALLOC_ARENA_MAX = '2'
+
+
+def qemu_environment():
+    """The environment qemu-img and qemu-nbd run in: ours, arenas bounded."""
+    return dict(os.environ, MALLOC_ARENA_MAX=MALLOC_ARENA_MAX)
+
+
 # Formats whose staged file is the raw disk itself.
 RAW_FORMATS = frozenset(('raw', 'iso'))
 
@@ -316,7 +329,7 @@ def _qemu_img_info(path, qemu_format, python_exec):
         stdout, stderr = processutils.execute(
             'qemu-img', 'info', '-f', qemu_format, '--output=json', path,
             prlimit=compat.QEMU_IMG_PROC_LIMITS,
-            python_exec=python_exec)
+            python_exec=python_exec, env_variables=qemu_environment())
     except processutils.ProcessExecutionError as e:
         LOG.error('qemu-img info failed (exit %s): %s', e.exit_code,
                   e.stderr)
@@ -379,7 +392,7 @@ def _check_dirty_qcow2(path, python_exec):
                 'qemu-img', 'create', '-q', '-f', 'qcow2', '-F', 'raw',
                 '-b', os.path.abspath(path), overlay,
                 prlimit=compat.QEMU_IMG_PROC_LIMITS,
-                python_exec=python_exec)
+                python_exec=python_exec, env_variables=qemu_environment())
         except (processutils.ProcessExecutionError, OSError) as e:
             LOG.error('Cannot make an overlay to check the image: %s', e)
             raise errors.SourceError(
@@ -398,7 +411,7 @@ def _run_check(path, args, limits, python_exec, ok_codes):
         processutils.execute(
             'qemu-img', 'check', '--output=json', *args,
             prlimit=limits, python_exec=python_exec,
-            check_exit_code=ok_codes)
+            env_variables=qemu_environment(), check_exit_code=ok_codes)
     except processutils.ProcessExecutionError as e:
         output = e.stderr or e.stdout or ''
         LOG.error('qemu-img check refused the image (exit %s): %s',

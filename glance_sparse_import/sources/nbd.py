@@ -55,10 +55,6 @@ DEFAULT_MAX_READ = 32 * units.Mi
 # Host I/O settings of qemu-nbd (see tools/bench-source.py).
 CACHE_MODE = 'writeback'
 AIO_MODE = 'threads'
-# glibc reserves 64 MiB of address space per malloc arena and makes up to
-# eight per core for qemu's worker threads; bounding them keeps the address
-# space limit meaningful on hosts with many cores.
-MALLOC_ARENA_MAX = '2'
 
 
 def _reads_into_bytearray():
@@ -178,7 +174,7 @@ class NbdSource:
             self._proc = subprocess.Popen(
                 self._command(sock), stdin=subprocess.DEVNULL,
                 stdout=subprocess.DEVNULL, stderr=stderr, close_fds=True,
-                env=dict(os.environ, MALLOC_ARENA_MAX=MALLOC_ARENA_MAX))
+                env=inspection.qemu_environment())
         self._h = self._connect(sock)
         h = self._h
         self.size = self._call(h.get_size)

@@ -147,6 +147,31 @@ def test_python_exec_runs_qemu_img(work):
                                  python_exec=str(work / 'no-python'))
 
 
+def test_qemu_img_runs_with_bounded_malloc_arenas(tmp_path, monkeypatch):
+    """Every qemu-img run (info, the overlay, check) bounds its arenas.
+
+    Under Glance's 1 GiB address space limit, a qemu-img with a thread per
+    busy I/O request and an arena per thread failed on a valid image on a
+    loaded host (qemu_thread_create: Resource temporarily unavailable).
+    """
+    path = field.dirty_qcow2(str(tmp_path / 'dirty.qcow2'))
+    real = shutil.which('qemu-img')
+    bin_dir = tmp_path / 'bin'
+    bin_dir.mkdir()
+    log = tmp_path / 'runs'
+    wrapper = bin_dir / 'qemu-img'
+    wrapper.write_text('#!/bin/sh\necho "$1 $MALLOC_ARENA_MAX" >> %s\n'
+                       'exec %s "$@"\n' % (log, real))
+    wrapper.chmod(0o755)
+    monkeypatch.setenv('PATH', '%s:%s' % (bin_dir, os.environ['PATH']))
+    monkeypatch.setenv('MALLOC_ARENA_MAX', '64')
+    inspection.inspect_image(path, 'qcow2', CAP, python_exec=sys.executable)
+    assert log.read_text().splitlines() == [
+        'info %s' % inspection.MALLOC_ARENA_MAX,
+        'create %s' % inspection.MALLOC_ARENA_MAX,
+        'check %s' % inspection.MALLOC_ARENA_MAX]
+
+
 def test_max_virtual_size_helper():
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)
