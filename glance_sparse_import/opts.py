@@ -120,6 +120,22 @@ def store_write_rate_limit(conf, store_name):
     return limits.get(store_name or SINGLE_STORE_KEY, 0)
 
 
+def store_write_rate_limits(conf, store_names):
+    """The stores among ``store_names`` that are limited, with their limits.
+
+    :param conf: the ``[sparse_rbd_import]`` group
+    :param store_names: names of ``enabled_backends`` (None for Glance
+                        without multi-store)
+    :returns: ``{store name: MiB/s}``, the unlimited stores left out
+    """
+    limits = {}
+    for name in store_names:
+        rate = store_write_rate_limit(conf, name)
+        if rate:
+            limits[name] = rate
+    return limits
+
+
 def register_opts(conf):
     conf.register_opts(sparse_rbd_import_opts, group=GROUP)
 

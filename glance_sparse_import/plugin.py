@@ -247,10 +247,8 @@ class _SparseRbdImport(task.Task):
     def _copy(self, src_path, info, outputs, hash_algo, conf):
         hasher = self._hasher = hashing.ParallelHasher(['md5', hash_algo])
         rbd_outputs = [t for t in outputs if t is not self._raw_file]
-        self._limits = {
-            t.name: rate for t, rate in
-            ((t, opts.store_write_rate_limit(conf, t.name))
-             for t in rbd_outputs) if rate}
+        self._limits = opts.store_write_rate_limits(
+            conf, [t.name for t in rbd_outputs])
         job = copy.Copy(
             [throttle.wrap(t, self._limits.get(t.name, 0))
              if t is not self._raw_file else t for t in outputs],
@@ -410,10 +408,8 @@ class _SparseRbdImport(task.Task):
         """The write rate limits in force, for messages; '' for none."""
         if not self._limits:
             return ''
-        return '; write rate limit: %s (paces the whole pass)' % ', '.join(
-            '%s %s' % (name, throttle.describe(rate))
-            for name, rate in sorted(self._limits.items(),
-                                     key=lambda item: str(item[0])))
+        return '; write rate limit: %s (paces the whole pass)' % (
+            throttle.describe_limits(self._limits))
 
     def revert(self, result, **kwargs):
         if isinstance(result, failure.Failure):

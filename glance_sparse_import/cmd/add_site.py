@@ -309,20 +309,19 @@ class SiteAdder(object):
         hasher = hashing.ParallelHasher(algorithms)
         # [sparse_rbd_import] store_write_rate_limit paces each site's
         # writes as it paces the import's.
-        limits = {t.name: opts.store_write_rate_limit(self.conf, t.name)
-                  for t in targets}
+        limits = opts.store_write_rate_limits(self.conf,
+                                              [t.name for t in targets])
         label = 'add-site %s' % image['id']
-        if any(limits.values()):
-            label += ' (limit %s)' % ', '.join(
-                '%s %s' % (n, throttle.describe(r))
-                for n, r in sorted(limits.items()) if r)
+        if limits:
+            label += ' (limit %s)' % throttle.describe_limits(limits)
         bar = common.ProgressBar(sys.stderr, label)
         feed = hasher
         if self.progress and bar.enabled:
             feed = common.ProgressHasher(hasher, bar, source.size)
         try:
             engine = copy.Copy(
-                [throttle.wrap(t, limits[t.name]) for t in targets], feed,
+                [throttle.wrap(t, limits.get(t.name, 0)) for t in targets],
+                feed,
                 self.conf.zero_block_size, tolerate_target_failures=True,
                 on_drop=lambda t, _e: self._removals.start(
                     throttle.unwrap(t)))

@@ -115,3 +115,10 @@ def unwrap(target):
 def describe(rate):
     """``rate`` (MiB/s) for messages and the progress bar."""
     return '%g MiB/s' % rate
+
+
+def describe_limits(limits):
+    """``{store name: MiB/s}`` for messages: ``'edge1 40 MiB/s, ...'``."""
+    return ', '.join('%s %s' % (name, describe(rate))
+                     for name, rate in sorted(limits.items(),
+                                              key=lambda item: str(item[0])))

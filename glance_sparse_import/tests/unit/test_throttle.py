@@ -123,6 +123,19 @@ def test_store_write_rate_limit_option(value, store, expected):
                                        store) == expected
 
 
+def test_store_write_rate_limits_leave_out_unlimited_stores():
+    conf = cfg.ConfigOpts()
+    opts.register_opts(conf)
+    conf([])
+    conf.set_override('store_write_rate_limit', 'edge1:100,edge2:0,edge3:4',
+                      opts.GROUP)
+    limits = opts.store_write_rate_limits(
+        conf.sparse_rbd_import, ['edge3', 'edge2', 'central', 'edge1'])
+    assert limits == {'edge1': 100, 'edge3': 4}
+    assert throttle.describe_limits(limits) == \
+        'edge1 100 MiB/s, edge3 4 MiB/s'
+
+
 def test_store_write_rate_limit_refuses_a_negative_rate():
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)
