@@ -71,7 +71,9 @@ QEMU_REPAIR_PROC_LIMITS = processutils.ProcessLimits(
 # while it aligns one) and makes one per thread up to eight per core. Under
 # a 1 GiB address space limit, qemu spawning more I/O threads on a busy host
 # then fails with "qemu_thread_create: Resource temporarily unavailable" on
-# a valid image. Two arenas keep the limit a bound on what the image costs.
+# a valid image. With two arenas, qemu's pool of at most 64 I/O threads
+# (8 MiB of stack each) fits in the limit beside the ~190 MiB qemu-img
+# maps: the limit bounds what the image costs.
 MALLOC_ARENA_MAX = '2'
 
 
