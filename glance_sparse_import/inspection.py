@@ -27,6 +27,7 @@ import collections
 import json
 import os
 import re
+import signal
 import sys
 import tempfile
 
@@ -335,6 +336,7 @@ def _qemu_img_info(path, qemu_format, python_exec):
     except processutils.ProcessExecutionError as e:
         LOG.error('qemu-img info failed (exit %s): %s', e.exit_code,
                   e.stderr)
+        _refuse_if_stopped('info', e, path)
         raise errors.InvalidImage('qemu-img cannot read the image: %s'
                                   % qemu_reason(e.stderr or '', path))
     except OSError as e:
@@ -418,11 +420,35 @@ def _run_check(path, args, limits, python_exec, ok_codes):
         output = e.stderr or e.stdout or ''
         LOG.error('qemu-img check refused the image (exit %s): %s',
                   e.exit_code, (e.stdout or '') + (e.stderr or ''))
+        _refuse_if_stopped('check', e, path)
         raise errors.InvalidImage('Image metadata is corrupt: %s'
                                   % qemu_reason(output, path))
     except OSError as e:
         LOG.error('Cannot run qemu-img check: %s', e)
         raise errors.SourceError('Cannot run qemu-img to inspect the image')
+
+
+def _refuse_if_stopped(command, error, path):
+    """Refuse the image, naming the signal, if one stopped qemu-img.
+
+    qemu aborts when its process limits deny it memory or a thread, and the
+    kernel kills it past its CPU time: whatever it printed before (a
+    partial list of errors, say) is not its verdict, its last line is the
+    cause.
+
+    :raises InvalidImage: a signal ended qemu-img
+    """
+    if error.exit_code is None or error.exit_code >= 0:
+        return
+    try:
+        name = signal.Signals(-error.exit_code).name
+    except ValueError:
+        name = 'signal %d' % -error.exit_code
+    lines = [line for line in (error.stderr or '').splitlines()
+             if line.strip()]
+    raise errors.InvalidImage(
+        'qemu-img %s was stopped by %s (its process limits, or a crash): %s'
+        % (command, name, qemu_reason(lines[-1] if lines else '', path)))
 
 
 def qemu_reason(output, path):

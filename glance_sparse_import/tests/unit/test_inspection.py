@@ -172,6 +172,23 @@ def test_qemu_img_runs_with_bounded_malloc_arenas(tmp_path, monkeypatch):
         'check %s' % inspection.MALLOC_ARENA_MAX]
 
 
+@pytest.mark.parametrize('command', ['info', 'check'])
+def test_qemu_img_stopped_by_its_limits(work, monkeypatch, command):
+    """A qemu-img its limits abort is named as such, not as a verdict."""
+    path = converted(work, 'plain.qcow2', 'qcow2')
+    # Too little address space for qemu-img's first thread.
+    tight = inspection.processutils.ProcessLimits(address_space=40 * MiB)
+    if command == 'info':
+        monkeypatch.setattr(compat, 'QEMU_IMG_PROC_LIMITS', tight)
+    else:
+        monkeypatch.setattr(inspection, 'QEMU_CHECK_PROC_LIMITS', tight)
+    error = rejected(path, 'qcow2')
+    assert str(error) == (
+        'qemu-img %s was stopped by SIGABRT (its process limits, or a '
+        'crash): qemu: qemu_thread_create: Resource temporarily '
+        'unavailable' % command)
+
+
 def test_max_virtual_size_helper():
     conf = cfg.ConfigOpts()
     opts.register_opts(conf)
