@@ -11,8 +11,9 @@
 #    under the License.
 
 """End to end: ``glance-sparse-import add-site`` adds DCN sites to an image
-imported to one, against real Ceph clusters (two or three) and the real
-Glance API (an internal endpoint with ``show_multiple_locations``).
+imported to one, against real Ceph clusters (three; two in the test every
+series lane runs) and the real Glance API (an internal endpoint with
+``show_multiple_locations``).
 """
 
 import filecmp
@@ -240,7 +241,7 @@ def test_add_two_sites_at_once(glance, dcn_api, clusters, imported,
 def test_add_a_site_then_download_from_it(two_sites, ceph_cluster,
                                           ceph_cluster2, image_builder,
                                           scratch_dir):
-    """edge2 added, then edge1's copy deleted.
+    """On every Glance release: edge2 added, then edge1's copy deleted.
 
     ``glance image-download`` then gets the image from edge2's location
     and verifies it.
